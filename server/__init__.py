@@ -1,0 +1,1 @@
+"""The python_env server: environment, transport, sandbox, tasks and grading."""

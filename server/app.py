@@ -1,0 +1,95 @@
+"""Transport only: the OpenEnv app (HTTP + WebSocket), settings from the environment,
+typed errors as 4xx, read-only task listing, and `main()`.
+
+Run: `python -m python_env.server.app --port 8000` (or the `python-env-server` script).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from openenv.core.env_server.http_server import create_app
+from openenv.core.env_server.types import ConcurrencyConfig
+
+from ..models import PythonAction, PythonObservation, PythonState, TaskInfo
+from .config import Settings
+from .python_env_environment import ActionError, PythonEnvironment, PythonMetadata
+from .runtime import get_runtime
+from .tasks import UnknownTaskError
+
+
+def build_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    gradio_builder = None
+    if os.getenv("ENABLE_WEB_INTERFACE", "false").lower() in ("1", "true", "yes"):
+        from .web_ui import build_python_tab
+
+        gradio_builder = build_python_tab
+    app = create_app(
+        PythonEnvironment,
+        PythonAction,
+        PythonObservation,
+        env_name="python_env",
+        concurrency_config=ConcurrencyConfig(
+            max_concurrent_envs=settings.max_concurrent_envs,
+            session_timeout=settings.session_timeout_s,
+        ),
+        state_cls=PythonState,
+        gradio_builder=gradio_builder,
+        custom_tab_name="Python",
+        custom_tab_primary=True,
+    )
+
+    @app.exception_handler(ActionError)
+    async def action_error(_: Request, exc: ActionError) -> JSONResponse:
+        return JSONResponse(
+            status_code=exc.http_status, content={"detail": {"code": exc.code, "message": exc.message}}
+        )
+
+    # OpenEnv pins /metadata to its closed model; serve the richer superset instead.
+    app.router.routes = [r for r in app.router.routes if getattr(r, "path", "") != "/metadata"]
+
+    @app.get("/metadata", response_model=PythonMetadata, tags=["Environment Info"])
+    def metadata() -> PythonMetadata:
+        return PythonEnvironment().get_metadata()
+
+    @app.get("/tasks", tags=["Tasks"], summary="List tasks (no hidden data)")
+    def list_tasks(
+        family: str | None = Query(default=None), difficulty: str | None = Query(default=None)
+    ) -> list[dict]:
+        return [
+            s
+            for s in get_runtime().bank.summaries()
+            if (family is None or s["family"] == family)
+            and (difficulty is None or s["difficulty"] == difficulty)
+        ]
+
+    @app.get("/tasks/{task_id}", response_model=TaskInfo, tags=["Tasks"])
+    def get_task(task_id: str) -> TaskInfo:
+        try:
+            return get_runtime().bank.get(task_id).info()
+        except UnknownTaskError as exc:
+            raise HTTPException(status_code=404, detail={"code": "UNKNOWN_TASK", "message": str(exc)})
+
+    return app
+
+
+app = build_app()
+
+
+def main() -> None:
+    import uvicorn
+
+    settings = Settings.from_env()
+    parser = argparse.ArgumentParser(description="Serve python_env (HTTP + WebSocket).")
+    parser.add_argument("--host", default=settings.host)
+    parser.add_argument("--port", type=int, default=settings.port)
+    args = parser.parse_args()
+    uvicorn.run(app, host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()

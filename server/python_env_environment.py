@@ -1,0 +1,325 @@
+"""The episode: what each action does, the step budget, and when an episode ends.
+
+Execution is delegated to the sandbox, task choice to the bank, verdicts to the grader
+and rewards to the rubric; this file reads as the rules of the game.
+
+Rules
+- `reset()` with no task and no filter starts a free sandbox: only `run` and `edit`
+  (a `solution.py` for the runs), no budget, nothing to grade.
+- `reset(task_id=...)`, or any of `family` / `difficulty` / `mode="task"`, starts a
+  task (seeded choice is reproducible). The solution starts as the starter code.
+- Every step costs one step of the task's budget. When the budget is spent without a
+  submit, the current solution is graded as if submitted and the episode ends.
+- `submit` grades the solution (or the findings, on review tasks) on hidden cases and
+  ends the episode.
+- Protocol mistakes (no episode, episode over, unknown task, test/submit without a
+  task) raise `ActionError`: nothing is recorded and no step is spent.
+"""
+
+from __future__ import annotations
+
+if __name__ == "__main__" and not __package__:  # `python server/python_env_environment.py`
+    import runpy
+    import sys
+
+    sys.path.pop(0)  # this folder's modules are the package's, not top-level ones
+    runpy.run_module("python_env.server.python_env_environment", run_name="__main__")
+    raise SystemExit(0)
+
+from typing import Any, Literal
+from uuid import uuid4
+
+from openenv.core.env_server.interfaces import Environment
+from openenv.core.env_server.types import EnvironmentMetadata
+
+from ..models import (
+    MAX_CODE_CHARS,
+    GradeReport,
+    PythonAction,
+    PythonObservation,
+    PythonState,
+    ReviewFinding,
+    RunOutput,
+    TaskInfo,
+)
+from .rewards import PythonRubric
+from .runtime import Runtime, get_runtime, package_version
+from .sandbox import Kernel, RunResult
+from .tasks import Task, UnknownTaskError
+
+SOLUTION_FILE = "solution.py"
+
+
+class ActionError(ValueError):
+    """A request the episode cannot accept; `code` is stable for clients to match on.
+
+    Over HTTP it becomes a 4xx response, over WebSocket an error message; the
+    session and everything recorded so far are untouched.
+    """
+
+    STATUS = {"UNKNOWN_TASK": 404, "NO_EPISODE": 409, "EPISODE_DONE": 409, "NO_TASK": 409}
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"[{code}] {message}")
+        self.code = code
+        self.message = message
+
+    @property
+    def http_status(self) -> int:
+        return self.STATUS.get(self.code, 400)
+
+
+class PythonMetadata(EnvironmentMetadata):
+    """OpenEnv's metadata plus what a user picks a server by."""
+
+    task_counts: dict[str, dict[str, int]]
+    isolation: dict[str, Any]
+    limits: dict[str, Any]
+    max_concurrent_envs: int
+
+
+class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState]):
+    """One session of python_env."""
+
+    SUPPORTS_CONCURRENT_SESSIONS = True
+
+    def __init__(self) -> None:
+        super().__init__(rubric=PythonRubric())
+        self._state = PythonState()
+        self._task: Task | None = None
+        self._kernel: Kernel | None = None
+        self._runtime: Runtime | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        """The shared sandbox/bank/grader, fetched on first real use (not on construction)."""
+        if self._runtime is None:
+            self._runtime = get_runtime()
+        return self._runtime
+
+    # -- OpenEnv API --------------------------------------------------------------
+
+    def reset(
+        self,
+        seed: int | None = None,
+        episode_id: str | None = None,
+        task_id: str | None = None,
+        family: str | None = None,
+        difficulty: str | None = None,
+        mode: Literal["free", "task"] | None = None,
+        **kwargs: Any,
+    ) -> PythonObservation:
+        if kwargs:
+            raise ActionError("BAD_RESET", f"unknown reset options: {sorted(kwargs)}")
+        wants_task = mode == "task" or any(x is not None for x in (task_id, family, difficulty))
+        if mode == "free" and wants_task and (task_id or family or difficulty):
+            raise ActionError("BAD_RESET", "mode='free' cannot be combined with a task filter")
+        task = self._select(task_id, family, difficulty, seed) if wants_task else None
+
+        self._release_kernel()
+        self._reset_rubric()
+        self._task = task
+        self._state = PythonState(
+            episode_id=episode_id or str(uuid4()),
+            mode="task" if task else "free",
+            task_id=task.id if task else None,
+            family=task.family if task else None,
+            difficulty=task.difficulty if task else None,
+            solution=task.starter_code if task else "",
+            max_steps=task.max_steps if task else None,
+            steps_remaining=task.max_steps if task else None,
+        )
+        info = task.info() if task else None
+        return self._observe(
+            "reset",
+            message=f"task {task.id}: {task.title}" if task else "free sandbox: run any Python",
+            task=info,
+            reward=0.0,
+        )
+
+    def step(
+        self, action: PythonAction, timeout_s: float | None = None, **kwargs: Any
+    ) -> PythonObservation:
+        state = self._state
+        if state.mode == "idle":
+            raise ActionError(
+                "NO_EPISODE",
+                "call reset() first (HTTP /step is stateless: use the WebSocket session)",
+            )
+        if state.done:
+            raise ActionError("EPISODE_DONE", "the episode is over; call reset() to start anew")
+        if self._task is None and action.kind in ("test", "submit"):
+            raise ActionError("NO_TASK", f"'{action.kind}' needs a task; this is a free sandbox")
+
+        state.step_count += 1
+        if state.steps_remaining is not None:
+            state.steps_remaining -= 1
+
+        if action.kind == "run":
+            observation = self._run(action)
+        elif action.kind == "edit":
+            state.solution = action.code
+            lines = action.code.count("\n") + (1 if action.code and not action.code.endswith("\n") else 0)
+            observation = self._observe("edit", message=f"{SOLUTION_FILE} updated ({lines} lines)")
+        elif action.kind == "test":
+            assert self._task is not None
+            report = self.runtime.grader.visible_tests(self._task, state.solution)
+            observation = self._observe(
+                "test", message=f"visible tests: {report.passed}/{report.total} passed", tests=report
+            )
+        else:
+            grade, summary = self._grade(action.findings)
+            observation = self._observe("submit", message=summary, grade=grade)
+
+        if not state.done and state.steps_remaining == 0 and self._task is not None:
+            grade, summary = self._grade(action.findings)
+            observation.grade, observation.done = grade, True
+            observation.message += f"; step budget spent, graded as submitted: {summary}"
+
+        observation.reward = self._apply_rubric(action, observation)
+        observation.reward_components = self.rubric_components()
+        state.total_reward += observation.reward
+        return observation
+
+    @property
+    def state(self) -> PythonState:
+        self._state.kernel_alive = bool(self._kernel and self._kernel.alive)
+        return self._state
+
+    def close(self) -> None:
+        """Free the session's kernel (and its working directory)."""
+        self._release_kernel()
+
+    def get_metadata(self) -> PythonMetadata:
+        runtime = self.runtime
+        settings = runtime.settings
+        return PythonMetadata(
+            name="python_env",
+            description=(
+                "Sandboxed CPython for coding agents: run code, edit a solution, "
+                "run visible tests, submit for grading on hidden tests."
+            ),
+            version=package_version(),
+            task_counts=runtime.bank.counts(),
+            isolation=runtime.sandbox.isolation.as_dict(),
+            limits={
+                "wall_s": settings.limits.wall_s,
+                "cpu_s": settings.limits.cpu_s,
+                "memory_mb": settings.limits.memory_mb,
+                "max_output_bytes": settings.limits.max_output_bytes,
+                "max_code_chars": MAX_CODE_CHARS,
+                "slots": runtime.sandbox.slots,
+            },
+            max_concurrent_envs=settings.max_concurrent_envs,
+        )
+
+    # -- actions ------------------------------------------------------------------
+
+    def _run(self, action: PythonAction) -> PythonObservation:
+        files = {SOLUTION_FILE: self._state.solution}
+        if action.persistent:
+            if self._kernel is None:
+                self._kernel = self.runtime.sandbox.kernel()
+            result = self._kernel.run(action.code, stdin=action.stdin, files=files)
+        else:
+            result = self.runtime.sandbox.run(action.code, stdin=action.stdin, files=files)
+        run = _run_output(result)
+        return self._observe("run", message=_summarize_run(run), run=run)
+
+    def _grade(self, findings: list[ReviewFinding]) -> tuple[GradeReport, str]:
+        """Grade the current solution on hidden cases; this ends the episode."""
+        assert self._task is not None
+        grade = self.runtime.grader.grade(self._task, self._state.solution, findings=findings)
+        self._state.done = True
+        self._state.score = grade.score
+        verdict = "passed" if grade.passed else "not passed"
+        return grade, f"score {grade.score:.3f} ({verdict}): {grade.feedback}"
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _select(
+        self, task_id: str | None, family: str | None, difficulty: str | None, seed: int | None
+    ) -> Task:
+        try:
+            return self.runtime.bank.select(
+                task_id=task_id, family=family, difficulty=difficulty, seed=seed
+            )
+        except UnknownTaskError as exc:
+            raise ActionError("UNKNOWN_TASK", str(exc).strip("'\"")) from None
+        except ValueError as exc:
+            raise ActionError("BAD_RESET", str(exc)) from None
+
+    def _observe(self, kind: Any, message: str, task: TaskInfo | None = None, **parts: Any):
+        state = self._state
+        return PythonObservation(
+            kind=kind,
+            message=message,
+            task=task,
+            done=state.done,
+            step_count=state.step_count,
+            max_steps=state.max_steps,
+            steps_remaining=state.steps_remaining,
+            **parts,
+        )
+
+    def rubric_components(self) -> dict[str, float]:
+        assert isinstance(self.rubric, PythonRubric)
+        return self.rubric.components()
+
+    def _release_kernel(self) -> None:
+        if self._kernel is not None:
+            self._kernel.close()
+            self._kernel = None
+
+
+def _run_output(result: RunResult) -> RunOutput:
+    return RunOutput(
+        stdout=result.stdout,
+        stderr=result.stderr,
+        stdout_truncated=result.stdout_truncated,
+        stderr_truncated=result.stderr_truncated,
+        exit_code=result.exit_code,
+        signal=result.signal,
+        timed_out=result.timed_out,
+        memory_exceeded=result.memory_exceeded,
+        exception_type=result.exception_type,
+        exception_message=result.exception_message,
+        wall_time_ms=result.wall_time_ms,
+        cpu_time_ms=result.cpu_time_ms,
+        kernel_restarted=result.kernel_restarted,
+    )
+
+
+def _summarize_run(run: RunOutput) -> str:
+    if run.timed_out:
+        return "timed out: the process group was killed"
+    if run.memory_exceeded:
+        return "memory limit exceeded"
+    if run.exception_type:
+        return f"raised {run.exception_type}: {run.exception_message}"
+    if run.signal:
+        return f"killed by signal {run.signal}"
+    return f"exit code {run.exit_code} in {run.wall_time_ms:.1f} ms"
+
+
+def _self_check() -> None:
+    """Play a short episode in-process and print it (`python server/python_env_environment.py`)."""
+    env = PythonEnvironment()
+    try:
+        obs = env.reset(seed=0, mode="task")
+        assert obs.task is not None
+        print(f"reset  -> {obs.task.task_id}: {obs.task.title} ({obs.max_steps} steps)")
+        obs = env.step(PythonAction(kind="run", code="import sys; print(sys.version.split()[0])"))
+        print(f"run    -> {obs.message}; stdout={obs.run.stdout.strip() if obs.run else ''!r}")
+        obs = env.step(PythonAction(kind="test"))
+        print(f"test   -> {obs.message} (reward {obs.reward:+.3f})")
+        obs = env.step(PythonAction(kind="submit"))
+        print(f"submit -> {obs.message} (reward {obs.reward:+.3f}, done={obs.done})")
+        print(f"isolation: {', '.join(env.runtime.sandbox.isolation.active)}")
+    finally:
+        env.close()
+        env.runtime.sandbox.close()
+
+
+if __name__ == "__main__":
+    _self_check()
