@@ -27,9 +27,7 @@ class PythonEnv(EnvClient[PythonAction, PythonObservation, PythonState]):
         fields["done"] = payload.get("done", False)
         fields["reward"] = payload.get("reward")
         observation = PythonObservation.model_validate(fields)
-        return StepResult(
-            observation=observation, reward=observation.reward, done=observation.done
-        )
+        return StepResult(observation=observation, reward=observation.reward, done=observation.done)
 
     def _parse_state(self, payload: dict[str, Any]) -> PythonState:
         return PythonState.model_validate(payload)

@@ -46,7 +46,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(ActionError)
     async def action_error(_: Request, exc: ActionError) -> JSONResponse:
         return JSONResponse(
-            status_code=exc.http_status, content={"detail": {"code": exc.code, "message": exc.message}}
+            status_code=exc.http_status,
+            content={"detail": {"code": exc.code, "message": exc.message}},
         )
 
     # OpenEnv pins /metadata to its closed model; serve the richer superset instead.
@@ -72,7 +73,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         try:
             return get_runtime().bank.get(task_id).info()
         except UnknownTaskError as exc:
-            raise HTTPException(status_code=404, detail={"code": "UNKNOWN_TASK", "message": str(exc)})
+            raise HTTPException(
+                status_code=404, detail={"code": "UNKNOWN_TASK", "message": str(exc).strip("'\"")}
+            ) from None
 
     return app
 

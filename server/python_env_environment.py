@@ -159,13 +159,17 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
             observation = self._run(action)
         elif action.kind == "edit":
             state.solution = action.code
-            lines = action.code.count("\n") + (1 if action.code and not action.code.endswith("\n") else 0)
+            lines = action.code.count("\n") + (
+                1 if action.code and not action.code.endswith("\n") else 0
+            )
             observation = self._observe("edit", message=f"{SOLUTION_FILE} updated ({lines} lines)")
         elif action.kind == "test":
             assert self._task is not None
             report = self.runtime.grader.visible_tests(self._task, state.solution)
             observation = self._observe(
-                "test", message=f"visible tests: {report.passed}/{report.total} passed", tests=report
+                "test",
+                message=f"visible tests: {report.passed}/{report.total} passed",
+                tests=report,
             )
         else:
             grade, summary = self._grade(action.findings)

@@ -66,7 +66,9 @@ def run_server(**env: str) -> Iterator[Server]:
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[Server]:
-    with run_server(MAX_CONCURRENT_ENVS="64", SESSION_TIMEOUT_S="300", PYTHON_ENV_TIMEOUT_S="5") as s:
+    with run_server(
+        MAX_CONCURRENT_ENVS="64", SESSION_TIMEOUT_S="300", PYTHON_ENV_TIMEOUT_S="5"
+    ) as s:
         yield s
 
 

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Start the python_env server on a fresh machine: installs uv and the locked
+# dependencies into .venv, then serves HTTP + WebSocket (no Docker, no network at run time).
+# Usage: bash scripts/serve.sh [--host 0.0.0.0] [--port 8000]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
+uv sync --frozen --quiet
+exec .venv/bin/python -m python_env.server.app "$@"

