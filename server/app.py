@@ -61,12 +61,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     def list_tasks(
         family: str | None = Query(default=None), difficulty: str | None = Query(default=None)
     ) -> list[dict]:
-        return [
-            s
-            for s in get_runtime().bank.summaries()
-            if (family is None or s["family"] == family)
-            and (difficulty is None or s["difficulty"] == difficulty)
-        ]
+        tasks = PythonEnvironment().list_tasks(family or "all")
+        return [t for t in tasks if difficulty is None or t["difficulty"] == difficulty]
 
     @app.get("/tasks/{task_id}", response_model=TaskInfo, tags=["Tasks"])
     def get_task(task_id: str) -> TaskInfo:

@@ -107,12 +107,19 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
         family: str | None = None,
         difficulty: str | None = None,
         mode: Literal["free", "task"] | None = None,
+        split: str | None = None,
+        index: int | None = None,
         **kwargs: Any,
     ) -> PythonObservation:
         if kwargs:
             raise ActionError("BAD_RESET", f"unknown reset options: {sorted(kwargs)}")
-        wants_task = mode == "task" or any(x is not None for x in (task_id, family, difficulty))
-        if mode == "free" and wants_task and (task_id or family or difficulty):
+        if (split is None) != (index is None):
+            raise ActionError("BAD_RESET", "split and index go together (OpenEnv's task API)")
+        if split is not None and index is not None:
+            task_id = self.get_task(split, index)["id"]
+        filters = (task_id, family, difficulty)
+        wants_task = mode == "task" or any(x is not None for x in filters)
+        if mode == "free" and any(x is not None for x in filters):
             raise ActionError("BAD_RESET", "mode='free' cannot be combined with a task filter")
         task = self._select(task_id, family, difficulty, seed) if wants_task else None
 
@@ -216,6 +223,34 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
             },
             max_concurrent_envs=settings.max_concurrent_envs,
         )
+
+    # -- OpenEnv's task API (read-only: ids, family, difficulty, title; no hidden data) --
+
+    def list_splits(self) -> list[str]:
+        """`all`, then one split per family."""
+        return ["all", *self.runtime.bank.counts()]
+
+    def list_tasks(self, split: str) -> list[dict[str, Any]]:
+        summaries = self.runtime.bank.summaries()
+        if split == "all":
+            return summaries
+        if split not in self.runtime.bank.counts():
+            raise ActionError("BAD_SPLIT", f"unknown split {split!r}; try {self.list_splits()}")
+        return [s for s in summaries if s["family"] == split]
+
+    def num_tasks(self, split: str) -> int:
+        return len(self.list_tasks(split))
+
+    def get_task(self, split: str, index: int) -> dict[str, Any]:
+        tasks = self.list_tasks(split)
+        if not 0 <= index < len(tasks):
+            raise IndexError(f"index {index} is outside split {split!r} (0..{len(tasks) - 1})")
+        return tasks[index]
+
+    def get_task_range(
+        self, split: str, start: int | None = None, stop: int | None = None
+    ) -> list[dict[str, Any]]:
+        return self.list_tasks(split)[start:stop]
 
     # -- actions ------------------------------------------------------------------
 

@@ -125,3 +125,23 @@ def test_server_survives_bad_json(server):
     )
     assert r.status_code == 422
     assert httpx.get(f"{server.url}/health").status_code == 200
+
+
+def test_openenv_task_api(server):
+    splits = httpx.get(f"{server.url}/python_env/splits").json()
+    names = [s["name"] for s in splits]
+    assert names[0] == "all" and "review" in names
+    total = httpx.post(f"{server.url}/python_env/num_tasks", json={"split": "all"}).json()
+    assert total["num_tasks"] >= 100
+    first = httpx.post(f"{server.url}/python_env/task", json={"split": "optimize", "index": 0})
+    assert first.status_code == 200 and first.json()["task"]["family"] == "optimize"
+    page = httpx.post(
+        f"{server.url}/python_env/task_range", json={"split": "all", "start": 0, "stop": 5}
+    ).json()["tasks"]
+    assert len(page) == 5
+    bad = httpx.post(f"{server.url}/python_env/task", json={"split": "all", "index": 10**6})
+    assert bad.status_code == 400
+    unknown = httpx.post(f"{server.url}/python_env/num_tasks", json={"split": "nope"})
+    assert unknown.status_code == 400 and unknown.json()["detail"]["code"] == "BAD_SPLIT"
+    reset = httpx.post(f"{server.url}/reset", json={"split": "optimize", "index": 0}).json()
+    assert reset["observation"]["task"]["task_id"] == first.json()["task"]["id"]
