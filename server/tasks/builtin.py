@@ -8,7 +8,8 @@ three authoring conveniences resolved here:
   edits (each must match exactly once). Used by fix-bug and fix-syntax tasks so the bug
   is written once, as a diff, next to the correct code.
 - `cases`: a Python expression (text) giving a list of argument tuples (function tasks)
-  or stdin strings (program tasks). Tuples and None survive; `10**30` and `range` work.
+  or stdin strings (program tasks), or a TOML list of one such expression per case.
+  Tuples and None survive; `10**30` and `range` work.
 - `generator` / `timing_generator`: Python code defining `cases(rng)` that returns more
   cases, run here with `random.Random(seed)` (`seed` field, default 0) so the bank is
   the same on every machine. Timing cases are the large inputs optimize tasks are timed on.
@@ -51,11 +52,17 @@ def resolve(raw: dict[str, Any]) -> dict[str, Any]:
     program = raw.get("entry_point") is None
     cases: list[Any] = []
     if "cases" in raw:
-        try:
-            literal = eval(compile(raw["cases"], "<cases>", "eval"), {})  # noqa: S307 - our data
-        except Exception as exc:
-            raise TaskError(f"cases is not a valid Python expression: {exc!r}") from None
-        cases.extend(literal)
+        # one expression for the whole list, or a TOML list of one expression per case
+        texts = raw["cases"] if isinstance(raw["cases"], list) else [raw["cases"]]
+        for text in texts:
+            try:
+                value = eval(compile(text, "<cases>", "eval"), {})  # noqa: S307 - our data
+            except Exception as exc:
+                raise TaskError(f"cases is not a valid Python expression: {exc!r}") from None
+            if isinstance(raw["cases"], list):
+                cases.append(value)
+            else:
+                cases.extend(value)
     seed = int(raw.get("seed", 0))
     if "generator" in raw:
         cases.extend(_run_generator(raw["generator"], seed, "generator"))
