@@ -1,0 +1,261 @@
+"""`python -m python_env.eval` / `python-env-eval`: evaluate a policy on python_env tasks.
+
+Examples:
+
+    python -m python_env.eval --base-url http://127.0.0.1:8000 --policy reference --all \\
+        --output results/
+    python -m python_env.eval --policy starter --count 2 --output results/starter   # in-process
+    MODEL_NAME=Qwen/Qwen2.5-7B-Instruct HF_TOKEN=... python -m python_env.eval \\
+        --base-url http://127.0.0.1:8000 --policy openai --family fix-bug --count 5
+
+Exit status: 0 when every episode ran, 1 when some episode recorded an error or the run
+stopped early, 2 for bad arguments or setup (unreachable server, unknown task, missing
+API key), 3 when the mean score is below --fail-under.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from .policies import POLICIES, PolicyError, make_policy
+from .runner import (
+    DIFFICULTIES,
+    FAMILIES,
+    EvalError,
+    LocalSession,
+    RemoteSession,
+    Runner,
+    Session,
+    check_server,
+    episode_specs,
+    local_catalog,
+    remote_catalog,
+    select_tasks,
+)
+
+PROG = "python-env-eval"
+
+
+_SEED_PART = re.compile(r"^(-?\d+)(?:-(-?\d+))?$")
+
+
+def _seeds(text: str) -> list[int]:
+    """`0,1,2` or `0-4` (inclusive) or a mix: `0-2,7`."""
+    seeds: list[int] = []
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        match = _SEED_PART.match(part)
+        if not match:
+            raise argparse.ArgumentTypeError(f"invalid seed list {text!r}: use e.g. 0,1,2 or 0-4")
+        lo = int(match.group(1))
+        hi = int(match.group(2)) if match.group(2) is not None else lo
+        if hi < lo:
+            raise argparse.ArgumentTypeError(f"invalid seed range {part!r}")
+        seeds.extend(range(lo, hi + 1))
+    if not seeds:
+        raise argparse.ArgumentTypeError("empty seed list")
+    return list(dict.fromkeys(seeds))
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Evaluate a policy on python_env tasks, against a server (--base-url) or an "
+            "in-process environment. Writes report.json, summary.md and scores.png to "
+            "--output and prints [START]/[STEP]/[END] log lines to stdout."
+        ),
+        epilog=(
+            "The reference policy reads reference solutions from the task bank installed "
+            "in this process (never from the server): use the same package version and "
+            "task env vars (PYTHON_ENV_TASKS, PYTHON_ENV_HUMANEVAL) as the server. "
+            "The openai policy reads API_BASE_URL, MODEL_NAME and HF_TOKEN or OPENAI_API_KEY."
+        ),
+    )
+    where = parser.add_argument_group("environment")
+    where.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="python_env server, e.g. http://127.0.0.1:8000 (default: run in-process)",
+    )
+    parser.add_argument(
+        "--policy", default="reference", choices=POLICIES, help="policy to run (default: reference)"
+    )
+
+    tasks = parser.add_argument_group("task selection")
+    pick = tasks.add_mutually_exclusive_group()
+    pick.add_argument("--all", action="store_true", help="every task matching the filters")
+    pick.add_argument(
+        "--count", type=_positive, metavar="N", help="N tasks per family (seeded sample)"
+    )
+    pick.add_argument(
+        "--task-id",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a task by id (repeatable)",
+    )
+    tasks.add_argument("--family", choices=FAMILIES, help="only this family")
+    tasks.add_argument("--difficulty", choices=DIFFICULTIES, help="only this difficulty")
+    seeds = tasks.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=None, help="episode seed (default 0)")
+    seeds.add_argument(
+        "--seeds",
+        type=_seeds,
+        metavar="LIST",
+        help="play every task once per seed: e.g. 0,1,2 or 0-4",
+    )
+
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--concurrency", type=_positive, default=1, metavar="N", help="parallel episodes/sessions"
+    )
+    run.add_argument(
+        "--output", type=Path, default=Path("results"), metavar="DIR", help="report directory"
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep DIR/report.json and skip episodes it already holds (task_id+seed+policy)",
+    )
+    run.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    run.add_argument("--quiet", action="store_true", help="no [START]/[STEP]/[END] lines")
+    run.add_argument(
+        "--fail-under",
+        type=float,
+        metavar="SCORE",
+        help="exit with status 3 when the mean score is below SCORE",
+    )
+
+    llm = parser.add_argument_group("openai policy")
+    llm.add_argument("--model", help="model name (default: $MODEL_NAME)")
+    llm.add_argument("--api-base-url", metavar="URL", help="endpoint (default: $API_BASE_URL)")
+    llm.add_argument("--temperature", type=float, help="sampling temperature (default 0.2)")
+    llm.add_argument("--max-tokens", type=_positive, help="tokens per reply (default 2048)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (EvalError, PolicyError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .report import write_reports
+
+    if not (args.all or args.count or args.task_id):
+        raise EvalError("choose the tasks: --all, --count N or --task-id ID (repeatable)")
+    seeds = args.seeds or [args.seed if args.seed is not None else 0]
+
+    options: dict[str, Any] = {}
+    if args.policy == "openai":
+        options = {
+            "model": args.model,
+            "base_url": args.api_base_url,
+            "temperature": args.temperature,
+            "max_tokens": args.max_tokens,
+        }
+
+    if args.base_url:
+        base_url = args.base_url.rstrip("/")
+        check_server(base_url)
+        catalog = remote_catalog(base_url)
+
+        def session_factory() -> Session:
+            return RemoteSession(base_url)
+
+        where = base_url
+    else:
+        catalog = local_catalog()
+        session_factory = LocalSession
+        where = "in-process"
+
+    chosen = select_tasks(
+        catalog,
+        task_ids=args.task_id,
+        family=args.family,
+        difficulty=args.difficulty,
+        count=args.count,
+        all_tasks=args.all,
+        seed=seeds[0],
+    )
+    specs = episode_specs(chosen, seeds)
+    policy = make_policy(args.policy, **options)
+    meta = {
+        "policy": policy.name,
+        "model": policy.label,
+        "environment": where,
+        "selection": {
+            "all": args.all,
+            "count": args.count,
+            "task_ids": args.task_id,
+            "family": args.family,
+            "difficulty": args.difficulty,
+            "seeds": seeds,
+        },
+        "concurrency": args.concurrency,
+    }
+    runner = Runner(
+        policy,
+        session_factory,
+        output=args.output,
+        concurrency=args.concurrency,
+        resume=args.resume,
+        log_stream=None if args.quiet else sys.stdout,
+        progress=not args.no_progress,
+        meta=meta,
+    )
+    try:
+        result = runner.run(specs)
+    finally:
+        policy.close()
+    write_reports(result.records, args.output)
+
+    ran = [r for r in result.records if r.policy == policy.name]
+    errors = sum(r.error is not None for r in ran)
+    mean = sum(r.score for r in ran) / len(ran) if ran else 0.0
+    print(
+        f"{PROG}: {result.new_episodes} new episode(s), {result.skipped} already recorded; "
+        f"{policy.name}: mean score {mean:.3f} over {len(ran)} episode(s), {errors} error(s); "
+        f"reports in {args.output}",
+        file=sys.stderr,
+    )
+    if result.fatal:
+        print(f"{PROG}: error: {result.fatal}", file=sys.stderr)
+        return 2
+    if result.interrupted:
+        print(f"{PROG}: interrupted; rerun with --resume to finish", file=sys.stderr)
+        return 1
+    if errors:
+        return 1
+    if args.fail_under is not None and mean < args.fail_under:
+        print(
+            f"{PROG}: mean score {mean:.3f} is below --fail-under {args.fail_under}",
+            file=sys.stderr,
+        )
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

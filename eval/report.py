@@ -1,0 +1,199 @@
+"""Reports of a run: report.json (every episode), summary.md (tables), scores.png (a chart)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Sequence
+from pathlib import Path
+from statistics import fmean
+from typing import TYPE_CHECKING, Any
+
+from ..models import Difficulty, Family
+
+if TYPE_CHECKING:
+    from .runner import EpisodeRecord
+
+from typing import get_args
+
+FAMILIES: tuple[str, ...] = get_args(Family)
+DIFFICULTIES: tuple[str, ...] = get_args(Difficulty)
+REPORT_VERSION = 1
+
+
+def _stats(records: Sequence[EpisodeRecord]) -> dict[str, Any]:
+    if not records:
+        return {
+            "episodes": 0,
+            "mean_score": None,
+            "pass_rate": None,
+            "mean_reward": None,
+            "errors": 0,
+        }
+    return {
+        "episodes": len(records),
+        "mean_score": round(fmean(r.score for r in records), 4),
+        "pass_rate": round(sum(r.passed for r in records) / len(records), 4),
+        "mean_reward": round(fmean(r.reward for r in records), 4),
+        "errors": sum(r.error is not None for r in records),
+    }
+
+
+def summarize(records: Sequence[EpisodeRecord]) -> dict[str, Any]:
+    """Per policy: overall figures and a family x difficulty grid."""
+    out: dict[str, Any] = {}
+    for policy in sorted({r.policy for r in records}):
+        mine = [r for r in records if r.policy == policy]
+        grid: dict[str, dict[str, Any]] = {}
+        for family in _present(FAMILIES, {r.family for r in mine}):
+            row = {}
+            for difficulty in _present(DIFFICULTIES, {r.difficulty for r in mine}):
+                cell = [r for r in mine if r.family == family and r.difficulty == difficulty]
+                row[difficulty] = _stats(cell)
+            row["all"] = _stats([r for r in mine if r.family == family])
+            grid[family] = row
+        out[policy] = {
+            "models": sorted({r.model for r in mine}),
+            "overall": _stats(mine),
+            "by_difficulty": {
+                d: _stats([r for r in mine if r.difficulty == d])
+                for d in _present(DIFFICULTIES, {r.difficulty for r in mine})
+            },
+            "by_family_difficulty": grid,
+        }
+    return out
+
+
+def report_document(records: Sequence[EpisodeRecord], meta: dict[str, Any]) -> dict[str, Any]:
+    """The content of report.json."""
+    ordered = sorted(records, key=lambda r: (r.policy, r.family, r.difficulty, r.task_id, r.seed))
+    return {
+        "version": REPORT_VERSION,
+        "env": "python_env",
+        "updated": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "run": meta,
+        "summary": summarize(ordered),
+        "episodes": [r.to_json() for r in ordered],
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def summary_markdown(records: Sequence[EpisodeRecord]) -> str:
+    """summary.md: overall mean score and pass rate, then a family x difficulty table."""
+    lines = ["# python_env evaluation", ""]
+    if not records:
+        return "\n".join([*lines, "No episodes were recorded.", ""])
+    for policy, data in summarize(records).items():
+        overall = data["overall"]
+        models = ", ".join(data["models"])
+        title = policy if models in ("", policy) else f"{policy} ({models})"
+        lines += [
+            f"## Policy: {title}",
+            "",
+            f"- Episodes: {overall['episodes']}",
+            f"- Mean score: {_num(overall['mean_score'])}",
+            f"- Pass rate: {_pct(overall['pass_rate'])}",
+            f"- Mean episode reward: {_num(overall['mean_reward'])}",
+            f"- Errors: {overall['errors']}",
+            "",
+            "Mean score (pass rate, episodes) by family and difficulty:",
+            "",
+        ]
+        grid = data["by_family_difficulty"]
+        columns = [d for d in DIFFICULTIES if any(d in row for row in grid.values())]
+        lines.append("| family | " + " | ".join([*columns, "all"]) + " |")
+        lines.append("|---|" + "---|" * (len(columns) + 1))
+        for family, row in grid.items():
+            cells = [_cell(row.get(d)) for d in [*columns, "all"]]
+            lines.append(f"| {family} | " + " | ".join(cells) + " |")
+        totals = [_cell(data["by_difficulty"].get(d)) for d in columns] + [_cell(overall)]
+        lines.append("| **all** | " + " | ".join(totals) + " |")
+        lines.append("")
+        errored = [r for r in records if r.policy == policy and r.error]
+        if errored:
+            lines += ["Episodes with errors:", ""]
+            lines += [f"- `{r.task_id}` (seed {r.seed}): {r.error}" for r in errored[:50]]
+            if len(errored) > 50:
+                lines.append(f"- ... and {len(errored) - 50} more (see report.json)")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _cell(stats: dict[str, Any] | None) -> str:
+    if not stats or not stats["episodes"]:
+        return "-"
+    return f"{stats['mean_score']:.3f} ({_pct(stats['pass_rate'])}, n={stats['episodes']})"
+
+
+def write_chart(records: Sequence[EpisodeRecord], path: Path) -> bool:
+    """scores.png: mean score by family, one bar per difficulty, one panel per policy.
+
+    Returns False (and writes nothing) when matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    summary = summarize(records)
+    policies = list(summary) or ["(none)"]
+    fig, axes = plt.subplots(
+        len(policies), 1, figsize=(9, 3.6 * len(policies)), squeeze=False, constrained_layout=True
+    )
+    colors = {"easy": "#4caf50", "medium": "#ff9800", "hard": "#e53935"}
+    for ax, policy in zip(axes[:, 0], policies, strict=True):
+        grid = summary.get(policy, {}).get("by_family_difficulty", {})
+        families = list(grid)
+        width = 0.8 / len(DIFFICULTIES)
+        for i, difficulty in enumerate(DIFFICULTIES):
+            xs, heights = [], []
+            for j, family in enumerate(families):
+                stats = grid[family].get(difficulty)
+                if stats and stats["episodes"]:
+                    xs.append(j + (i - (len(DIFFICULTIES) - 1) / 2) * width)
+                    heights.append(stats["mean_score"])
+            ax.bar(xs, heights, width, label=difficulty, color=colors.get(difficulty))
+        ax.set_xticks(range(len(families)))
+        ax.set_xticklabels(families)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("mean score")
+        overall = summary.get(policy, {}).get("overall", {})
+        mean = overall.get("mean_score")
+        ax.set_title(
+            f"python_env - {policy}"
+            + (
+                f": mean score {mean:.3f}, pass rate {_pct(overall.get('pass_rate'))}"
+                if mean is not None
+                else ""
+            )
+        )
+        ax.legend(title="difficulty", loc="upper right", fontsize="small")
+        ax.grid(axis="y", alpha=0.3)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def write_reports(records: Sequence[EpisodeRecord], output: Path) -> list[Path]:
+    """Write summary.md and scores.png next to report.json; return the files written."""
+    written = []
+    summary_path = output / "summary.md"
+    summary_path.write_text(summary_markdown(records))
+    written.append(summary_path)
+    chart = output / "scores.png"
+    if write_chart(records, chart):
+        written.append(chart)
+    return written
+
+
+def _present(order: Sequence[str], seen: set[str]) -> list[str]:
+    """`order` filtered to what was seen, then anything unexpected, sorted."""
+    return [x for x in order if x in seen] + sorted(seen - set(order))
