@@ -396,11 +396,13 @@ def build_python_tab(
         if server_solution() != code:
             await step(view, {"kind": "edit", "code": code}, "edit")
 
-    def no_episode(view: _View) -> str | None:
+    def no_episode(view: _View, kind: str = "run") -> str | None:
         if view.last is None:
             return "no episode yet: press Reset first"
         if view.last.done:
             return "the episode is over: press Reset to start another"
+        if view.free and kind in ("test", "submit"):
+            return f"[NO_TASK] '{kind}' needs a task; this is a free sandbox (Reset on a task)"
         return None
 
     async def on_run(code: str | None, stdin: str | None, persistent: bool, view: _View):
@@ -421,7 +423,7 @@ def build_python_tab(
 
     async def on_test(code: str | None, view: _View):
         code = code or ""
-        if problem := no_episode(view):
+        if problem := no_episode(view, "test"):
             return render(view, error=problem)
         try:
             await sync_editor(view, code)
@@ -433,7 +435,7 @@ def build_python_tab(
 
     async def on_submit(code: str | None, view: _View):
         code = code or ""
-        if problem := no_episode(view):
+        if problem := no_episode(view, "submit"):
             return render(view, error=problem)
         try:
             await sync_editor(view, code)

@@ -1,0 +1,228 @@
+"""The Docker tier: the image built from `server/Dockerfile`, started the way OpenEnv users
+start it (`PythonEnv.from_docker_image`), an episode over WebSocket, hostile programs
+inside the container, the isolation report of Docker's default unprivileged runtime,
+the image run as uid 1000 (as Hugging Face Spaces do), and cleanup on `close()`.
+
+Run: `bash scripts/docker-tier.sh` (or `pytest -m docker tests/docker`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from dockertier import (
+    BASE_IMAGE,
+    BASE_SCRIPT,
+    DOCKER_ENV,
+    IMAGE,
+    LABEL,
+    ROOT,
+    HostNetworkDockerProvider,
+    docker,
+    listed,
+)
+from python_env import PythonAction, PythonEnv
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
+
+# Small limits keep the hostile programs quick.
+LIMITS = {
+    "PYTHON_ENV_TIMEOUT_S": "4",
+    "PYTHON_ENV_MEMORY_MB": "512",
+    "PYTHON_ENV_MAX_OUTPUT_BYTES": "65536",
+    "MAX_CONCURRENT_ENVS": "8",
+}
+ALWAYS = {"rlimits", "setsid", "wall_timeout", "scrubbed_env", "private_workdir"}
+
+
+@pytest.fixture(scope="session")
+def docker_image() -> str:
+    """A running engine, the local base image, and `python-env:latest` freshly built."""
+    assert BASE_SCRIPT.is_file(), f"missing {BASE_SCRIPT}"
+    base = subprocess.run(
+        ["bash", str(BASE_SCRIPT)], capture_output=True, text=True, timeout=900, cwd=ROOT
+    )
+    if base.returncode != 0:
+        pytest.fail(
+            f"Docker engine / base image unavailable (exit {base.returncode}):\n"
+            f"{base.stdout[-2000:]}\n{base.stderr[-4000:]}",
+            pytrace=False,
+        )
+    base_image = base.stdout.strip().splitlines()[-1] if base.stdout.strip() else BASE_IMAGE
+    build = subprocess.run(
+        [
+            "docker", "build", "--network", "host",
+            "--build-arg", f"BASE_IMAGE={base_image}",
+            "-f", "server/Dockerfile", "-t", IMAGE, ".",
+        ],
+        capture_output=True, text=True, timeout=900, cwd=ROOT, env=DOCKER_ENV,
+    )  # fmt: skip
+    if build.returncode != 0:
+        pytest.fail(
+            f"docker build failed (exit {build.returncode}):\n{build.stdout[-6000:]}\n"
+            f"{build.stderr[-3000:]}",
+            pytrace=False,
+        )
+    return IMAGE
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_leftover_containers():
+    """Remove any container this tier started, even after a crash mid-test."""
+    yield
+    with contextlib.suppress(Exception):
+        ids = docker("ps", "-aq", "--filter", f"label={LABEL}", check=False).stdout.split()
+        if ids:
+            docker("rm", "-f", *ids, check=False)
+
+
+@dataclass
+class Started:
+    env: Any  # SyncEnvClient of PythonEnv
+    provider: HostNetworkDockerProvider
+    base_url: str
+
+    def run(self, code: str, **kw):
+        result = self.env.step(PythonAction(kind="run", code=code, **kw))
+        assert result.observation.run is not None, result.observation.message
+        return result.observation.run
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.base_url}/health", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+def _start(image: str, **kwargs) -> Started:
+    provider = HostNetworkDockerProvider()
+    env = PythonEnv.from_docker_image(image, provider=provider, **kwargs).sync()
+    return Started(env, provider, provider.base_url)
+
+
+@pytest.fixture(scope="module")
+def root_container(docker_image: str) -> Iterator[Started]:
+    """The image as `docker run` starts it by default: root inside the container."""
+    started = _start(docker_image, env_vars=LIMITS)
+    try:
+        yield started
+    finally:
+        if started.provider.container_id:
+            print(started.provider.logs())
+        started.env.close()
+
+
+def test_episode_over_websocket(root_container: Started) -> None:
+    from python_env.server.tasks import default_bank
+
+    task = next(t for t in default_bank() if t.family == "implement" and t.entry_point)
+    env = root_container.env
+    obs = env.reset(task_id=task.id).observation
+    assert obs.task is not None and obs.task.task_id == task.id
+    assert obs.steps_remaining == obs.max_steps
+
+    run = root_container.run("import sys; print(sys.version_info[:2])")
+    assert run.stdout.strip() == "(3, 11)" and run.exit_code == 0
+
+    tests = env.step(PythonAction(kind="test")).observation.tests
+    assert tests is not None and tests.total > 0 and tests.passed < tests.total
+
+    env.step(PythonAction(kind="edit", code=task.reference_solution))
+    tests = env.step(PythonAction(kind="test")).observation.tests
+    assert tests is not None and tests.passed == tests.total
+
+    result = env.step(PythonAction(kind="submit"))
+    assert result.done and result.observation.grade is not None
+    assert result.observation.grade.score == 1.0 and result.observation.grade.passed
+    state = env.state()
+    assert state.done and state.score == 1.0 and state.step_count == 5
+
+
+def test_hostile_programs_are_contained(root_container: Started) -> None:
+    env, port = root_container.env, root_container.base_url.rsplit(":", 1)[1]
+    env.reset(mode="free")
+
+    run = root_container.run("while True:\n    pass\n")
+    assert run.timed_out, run
+
+    run = root_container.run("x = []\nwhile True:\n    x.append(bytearray(10**7))\n")
+    assert run.memory_exceeded or run.exception_type == "MemoryError", run
+
+    run = root_container.run(
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    )
+    assert run.timed_out or run.exit_code != 0 or run.signal, run
+    assert root_container.healthy()
+
+    run = root_container.run("import sys\nsys.stdout.write('x' * 100_000_000)\n")
+    assert run.stdout_truncated and len(run.stdout) <= 2 * 65536, len(run.stdout)
+
+    run = root_container.run(
+        "import socket\n"
+        f"s = socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
+        "print('CONNECTED')\n"
+    )
+    assert "CONNECTED" not in run.stdout and run.exit_code != 0, run
+
+    run = root_container.run(
+        "import os, signal\n"
+        "for pid in (os.getppid(), 1):\n"
+        "    try:\n"
+        "        os.kill(pid, signal.SIGKILL)\n"
+        "    except OSError as e:\n"
+        "        print(pid, type(e).__name__)\n",
+        persistent=False,
+    )
+    assert root_container.healthy() and root_container.provider.running()
+
+    # After all that, an ordinary run still works, in the kernel and in a fresh process.
+    assert root_container.run("print(6 * 7)").stdout == "42\n"
+    assert root_container.run("print(6 * 7)", persistent=False).stdout == "42\n"
+
+
+def test_isolation_report_inside_docker(root_container: Started) -> None:
+    meta = httpx.get(f"{root_container.base_url}/metadata", timeout=30).json()
+    isolation = meta["isolation"]
+    active, unavailable = set(isolation["active"]), dict(isolation["unavailable"])
+    print("active:", sorted(active), "\nunavailable:", unavailable)
+    assert ALWAYS <= active
+    # Root inside Docker's default runtime keeps CAP_SETUID and may install seccomp.
+    assert {"uid_drop", "no_new_privs", "seccomp"} <= active
+    # Every layer is either on, or reported off with a reason (never silently missing).
+    assert not active & set(unavailable)
+    assert all(reason for reason in unavailable.values())
+    assert meta["limits"]["wall_s"] == 4.0 and meta["limits"]["memory_mb"] == 512
+
+
+def test_close_removes_the_container(root_container: Started) -> None:
+    name = root_container.provider.name
+    assert name and listed(name)
+    root_container.env.close()
+    assert not listed(name), f"`docker ps -a` still lists {name} after close()"
+
+
+def test_image_runs_as_uid_1000_like_a_space(docker_image: str) -> None:
+    """Hugging Face runs the image as uid 1000 with the web UI on: it works, and the
+    isolation report says what that uid cannot have."""
+    started = _start(docker_image, user="1000", env_vars={**LIMITS, "ENABLE_WEB_INTERFACE": "true"})
+    name = started.provider.name
+    try:
+        started.env.reset(mode="free")
+        run = started.run("import os\nprint(os.getuid(), os.access('/app/env', os.W_OK))")
+        assert run.stdout.split() == ["1000", "False"], run
+        meta = httpx.get(f"{started.base_url}/metadata", timeout=30).json()
+        isolation = meta["isolation"]
+        print("uid 1000:", isolation)
+        assert "uid_drop" in isolation["unavailable"] and "uid_drop" not in isolation["active"]
+        assert ALWAYS <= set(isolation["active"])
+        page = httpx.get(f"{started.base_url}/web/", timeout=30, follow_redirects=True)
+        assert page.status_code == 200 and "gradio" in page.text.lower()
+    finally:
+        started.env.close()
+    assert name and not listed(name)
