@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .policies import POLICIES, PolicyError, make_policy
+from .policies import POLICIES, Policy, PolicyError, make_policy
 from .runner import (
     DIFFICULTIES,
     FAMILIES,
@@ -161,8 +161,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .report import write_reports
-
     if not (args.all or args.count or args.task_id):
         raise EvalError("choose the tasks: --all, --count N or --task-id ID (repeatable)")
     seeds = args.seeds or [args.seed if args.seed is not None else 0]
@@ -175,6 +173,16 @@ def _run(args: argparse.Namespace) -> int:
             "temperature": args.temperature,
             "max_tokens": args.max_tokens,
         }
+
+    policy = make_policy(args.policy, **options)  # configuration errors first
+    try:
+        return _evaluate(args, policy, seeds)
+    finally:
+        policy.close()
+
+
+def _evaluate(args: argparse.Namespace, policy: Policy, seeds: list[int]) -> int:
+    from .report import write_reports
 
     if args.base_url:
         base_url = args.base_url.rstrip("/")
@@ -200,7 +208,6 @@ def _run(args: argparse.Namespace) -> int:
         seed=seeds[0],
     )
     specs = episode_specs(chosen, seeds)
-    policy = make_policy(args.policy, **options)
     meta = {
         "policy": policy.name,
         "model": policy.label,
@@ -225,13 +232,11 @@ def _run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         meta=meta,
     )
-    try:
-        result = runner.run(specs)
-    finally:
-        policy.close()
+    result = runner.run(specs)
     write_reports(result.records, args.output)
 
-    ran = [r for r in result.records if r.policy == policy.name]
+    wanted = {(s.task_id, s.seed, policy.name) for s in specs}
+    ran = [r for r in result.records if r.key in wanted]
     errors = sum(r.error is not None for r in ran)
     mean = sum(r.score for r in ran) / len(ran) if ran else 0.0
     print(
