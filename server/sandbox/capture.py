@@ -1,0 +1,63 @@
+"""Parent-side reading of a child's pipes: never buffer more than the cap, and tell
+the caller when a stream keeps flooding past it (so the child gets killed)."""
+
+from __future__ import annotations
+
+import os
+
+
+class StreamCap:
+    """Keeps the first `cap` bytes; counts the rest. `flooding` once far past the cap."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.buf = bytearray()
+        self.total = 0
+
+    def feed(self, data: bytes) -> None:
+        room = self.cap - len(self.buf)
+        if room > 0:
+            self.buf += data[:room]
+        self.total += len(data)
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > self.cap
+
+    @property
+    def flooding(self) -> bool:
+        return self.total > self.cap + max(1 << 20, self.cap)
+
+    def text(self) -> str:
+        return self.buf.decode("utf-8", errors="replace")
+
+
+class LineReader:
+    """Splits a result channel into lines; gives up (overflow) past `cap` bytes total."""
+
+    def __init__(self, cap: int, max_line: int) -> None:
+        self.cap, self.max_line = cap, max_line
+        self.pending = bytearray()
+        self.total = 0
+        self.overflow = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self.total += len(data)
+        if self.overflow or self.total > self.cap:
+            self.overflow = True
+            self.pending.clear()
+            return []
+        self.pending += data
+        *lines, rest = bytes(self.pending).split(b"\n")
+        self.pending = bytearray(rest)
+        if len(self.pending) > self.max_line:
+            self.overflow = True
+        return lines
+
+
+def read_some(fd: int, n: int = 1 << 16) -> bytes | None:
+    """Non-blocking read: bytes, b"" at EOF, None if nothing is available now."""
+    try:
+        return os.read(fd, n)
+    except BlockingIOError:
+        return None

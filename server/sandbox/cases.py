@@ -1,0 +1,237 @@
+"""Graded runs whose verdict the candidate cannot forge.
+
+run_cases: one child loads the candidate as module `solution` and calls the entry point
+per case, streaming {"i", "s", "o"} lines on the result fd; the verifier compares the
+outputs with expected ones it never revealed. A missing, duplicated or malformed line
+is a failure; after an exit/crash/timeout the unreached cases fail too.
+
+run_assertions: two children. The candidate child only serves calls (plain args in,
+plain result out); the test child runs the test code with the entry point replaced by
+a proxy that relays calls through this process. The candidate never shares a process
+with the test code, so it cannot patch its asserts, builtins or reporting.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .plain import Unserializable, encode
+from .records import (
+    AssertionOutcome,
+    AssertionResult,
+    CaseOutcome,
+    CasesResult,
+    CaseSpec,
+    Limits,
+)
+from .spawn import KILL_GRACE_S, Child, pump
+
+if TYPE_CHECKING:
+    from .engine import Sandbox
+
+_STATUSES = ("ok", "error", "unserializable")
+
+
+def _encode_case(case: CaseSpec) -> list[Any]:
+    try:
+        return [encode(tuple(case.args)), encode(dict(case.kwargs))]
+    except Unserializable as e:
+        raise ValueError(f"case arguments must be plain data: {e}") from None
+
+
+def run_cases(sb: Sandbox, source: str, cases: Sequence[CaseSpec], *,
+              entry_point: str | None, limits: Limits) -> CasesResult:
+    if entry_point is None:
+        return _run_programs(sb, source, cases, limits)
+    payload = {"source": source, "entry_point": entry_point,
+               "cases": [_encode_case(c) for c in cases]}
+    got: dict[int, CaseOutcome] = {}
+    bad: set[int] = set()
+    state: dict[str, Any] = {"load_error": None}
+
+    def on_line(_c: Child, obj: dict[str, Any] | None) -> None:
+        if obj is None:
+            return
+        if "load_error" in obj:
+            state["load_error"] = str(obj["load_error"])[:4000]
+            return
+        i, s = obj.get("i"), obj.get("s")
+        if type(i) is not int or not 0 <= i < len(cases) or s not in _STATUSES:
+            return
+        out = CaseOutcome(s, obj.get("o") if s == "ok" else None,
+                          None if s == "ok" else str(obj.get("e", ""))[:4000])
+        if i in got and got[i] != out:
+            bad.add(i)  # two different claims for one case: nobody gets the benefit
+        got[i] = out
+
+    with sb.slot() as slot:
+        uid = sb.uid_for(slot, 0)
+        with sb.workdir(uid) as wd:
+            child = sb.spawn(slot, "cases", payload, workdir=wd, uid=uid, limits=limits,
+                             on_line=on_line)
+            try:
+                timed_out = pump([child], child.t0 + limits.wall_s)
+            finally:
+                child.close()
+    code, sig = child.status()
+    timed_out = timed_out or sig == 24 or (sig == 9 and child.cpu_ms >= limits.cpu_s * 1000 - 50)
+    load_error = state["load_error"]
+    outcomes: list[CaseOutcome] = []
+    for i in range(len(cases)):
+        if load_error is not None:
+            outcomes.append(CaseOutcome("error", None, load_error))
+        elif i in bad:
+            outcomes.append(CaseOutcome("error", None, "conflicting results for this case"))
+        elif i in got:
+            outcomes.append(got[i])
+        elif timed_out:
+            outcomes.append(CaseOutcome("timeout", None, "time limit exceeded"))
+        else:
+            why = f"process died (signal {sig})" if sig else f"process exited (code {code})"
+            if child.killed_for:
+                why = f"process killed ({child.killed_for})"
+            outcomes.append(CaseOutcome("crash", None, why))
+    mem = any((o.error or "").startswith("MemoryError") for o in outcomes) or (
+        (load_error or "").startswith("MemoryError"))
+    return CasesResult(outcomes=outcomes, load_error=load_error, timed_out=timed_out,
+                       memory_exceeded=mem, cpu_time_ms=child.cpu_ms,
+                       wall_time_ms=child.wall_ms, stdout=child.out.text(),
+                       stderr=child.err.text())
+
+
+def _run_programs(sb: Sandbox, source: str, cases: Sequence[CaseSpec],
+                  limits: Limits) -> CasesResult:
+    outcomes: list[CaseOutcome] = []
+    cpu = wall = 0.0
+    timed_out = mem = False
+    load_error: str | None = None
+    stderr = ""
+    for case in cases:
+        if load_error is not None:
+            outcomes.append(CaseOutcome("error", None, load_error))
+            continue
+        r, info = sb.run_with_info(source, stdin=case.stdin or "", limits=limits)
+        cpu += r.cpu_time_ms
+        wall += r.wall_time_ms
+        mem = mem or r.memory_exceeded
+        stderr = (stderr + r.stderr)[: limits.max_output_bytes]
+        if info.get("phase") == "compile":
+            load_error = f"{r.exception_type}: {r.exception_message}"
+            outcomes.append(CaseOutcome("error", None, load_error))
+        elif r.timed_out:
+            timed_out = True
+            outcomes.append(CaseOutcome("timeout", r.stdout, "time limit exceeded"))
+        elif r.signal is not None:
+            outcomes.append(CaseOutcome("crash", r.stdout, f"killed by signal {r.signal}"))
+        elif r.exception_type is not None:
+            outcomes.append(CaseOutcome("error", r.stdout,
+                                        f"{r.exception_type}: {r.exception_message}"))
+        elif r.exit_code != 0:
+            outcomes.append(CaseOutcome("error", r.stdout, f"exit code {r.exit_code}"))
+        else:
+            outcomes.append(CaseOutcome("ok", r.stdout, None))
+    return CasesResult(outcomes=outcomes, load_error=load_error, timed_out=timed_out,
+                       memory_exceeded=mem, cpu_time_ms=cpu, wall_time_ms=wall,
+                       stdout="", stderr=stderr)
+
+
+class _Relay:
+    """Routes the test child's calls to the candidate child and the answers back."""
+
+    def __init__(self) -> None:
+        self.tests: list[str] = []
+        self.results: dict[str, AssertionOutcome] = {}
+        self.load_error: str | None = None
+        self.candidate_error: str | None = None
+        self.pending: int | None = None
+        self.cand: Child | None = None
+        self.test: Child | None = None
+
+    def candidate_dead(self, why: str) -> None:
+        self.candidate_error = why
+        if self.pending is not None:
+            self._answer({"id": self.pending, "exc": "RuntimeError", "msg": why})
+
+    def _answer(self, obj: dict[str, Any]) -> None:
+        self.pending = None
+        assert self.test is not None
+        if not self.test.send(obj):
+            self.test.kill("reply too large")
+
+    def on_test_line(self, _c: Child, obj: dict[str, Any] | None) -> None:
+        if obj is None:
+            return
+        if "tests" in obj and isinstance(obj["tests"], list):
+            self.tests = [str(t) for t in obj["tests"]][:10000]
+        elif "load_error" in obj:
+            self.load_error = str(obj["load_error"])[:4000]
+        elif "t" in obj:
+            name = str(obj["t"])
+            self.results[name] = AssertionOutcome(name, obj.get("p") is True,
+                                                  str(obj.get("m", ""))[:4000])
+        elif isinstance(obj.get("call"), dict):
+            call = obj["call"]
+            self.pending = call.get("id")
+            if self.candidate_error is not None:
+                self.candidate_dead(self.candidate_error)
+            elif self.cand is None or not self.cand.send(call):
+                self._answer({"id": self.pending, "exc": "ValueError",
+                              "msg": "arguments too large to pass to the candidate"})
+
+    def on_candidate_line(self, _c: Child, obj: dict[str, Any] | None) -> None:
+        if obj is None or self.pending is None or obj.get("id") != self.pending:
+            return  # unsolicited lines (e.g. forged by the candidate) are dropped
+        self._answer({k: obj[k] for k in ("id", "ok", "exc", "msg") if k in obj})
+
+
+def run_assertions(sb: Sandbox, source: str, test_code: str, *, entry_point: str,
+                   limits: Limits) -> AssertionResult:
+    relay = _Relay()
+    with sb.slot() as slot:
+        cu, tu = sb.uid_for(slot, 0), sb.uid_for(slot, 1)
+        with sb.workdir(cu) as cwd, sb.workdir(tu) as twd:
+            cand = sb.spawn(slot, "serve", {"source": source, "entry_point": entry_point},
+                            workdir=cwd, uid=cu, limits=limits, requests=True,
+                            on_line=relay.on_candidate_line)
+            relay.cand = cand
+            try:
+                test = sb.spawn(slot, "tests", {"test_code": test_code,
+                                                "entry_point": entry_point},
+                                workdir=twd, uid=tu, limits=limits, requests=True,
+                                on_line=relay.on_test_line, dumpable=False)
+            except BaseException:
+                cand.kill()
+                cand.close()
+                raise
+            relay.test = test
+            deadline = cand.t0 + limits.wall_s
+            timed_out = False
+            try:
+                while test.exit is None:
+                    timed_out = pump([cand, test], deadline, stop=lambda: (
+                        cand.exit is not None or test.exit is not None)) or timed_out
+                    if timed_out:
+                        break
+                    if cand.exit is not None and relay.candidate_error is None:
+                        code, sig = cand.status()
+                        relay.candidate_dead(
+                            f"the candidate process died (signal {sig})" if sig else
+                            f"the candidate process exited (code {code})")
+                        timed_out = pump([test], deadline) or timed_out
+            finally:
+                cand.close_requests()
+                cand.kill()
+                test.kill()
+                pump([cand, test], time.monotonic() + KILL_GRACE_S)
+                cand.close()
+                test.close()
+    tests: list[AssertionOutcome] = []
+    for name in relay.tests:
+        if name in relay.results:
+            tests.append(relay.results[name])
+        else:
+            why = "timed out" if timed_out else "the test process ended before this test ran"
+            tests.append(AssertionOutcome(name, False, why))
+    return AssertionResult(tests=tests, load_error=relay.load_error, timed_out=timed_out)

@@ -1,0 +1,271 @@
+"""The isolation layers: set up once in the zygote, applied in every child before
+candidate code runs, each one detected (it may be refused, e.g. in an unprivileged
+container) and reported instead of assumed.
+
+Zygote-wide, once:   net_namespace (an empty netns: no interface but a down lo),
+                     mount_namespace (tmpfs over /root, /home, /work, the repo, ...,
+                     with the Python installation bound back read-only; /proc with
+                     hidepid=invisible).
+Per child, in order: setsid, file descriptors, scrubbed_env, private_workdir, rlimits,
+                     no_new_privs, landlock, uid_drop (per-slot uid: NPROC works, no
+                     signalling the server, no reading root's 0600 files), seccomp.
+Per child, by the zygote: pid_namespace (unshare(NEWPID) + fork + setns back).
+By the parent:       wall_timeout (SIGKILL to the PID-namespace init / process group).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import landlock, seccomp
+from . import syscalls as sc
+
+ALWAYS = ("rlimits", "setsid", "wall_timeout", "scrubbed_env", "private_workdir")
+OPTIONAL = ("pid_namespace", "net_namespace", "mount_namespace", "uid_drop",
+            "no_new_privs", "seccomp", "landlock")
+LAYERS = ALWAYS + OPTIONAL
+DISABLE_ENV = "PYTHON_ENV_SANDBOX_DISABLE"
+
+HIDE_ROOTS = ("/root", "/home", "/work", "/srv", "/opt", "/var")
+HIDE_FILES = ("/etc/shadow", "/etc/gshadow")
+_SYSTEM_RO = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc/ld.so.cache",
+              "/etc/localtime")
+_DEVICES_RW = ("/dev/null", "/dev/zero", "/dev/full", "/dev/urandom", "/dev/random")
+BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONIOENCODING": "utf-8", "PYTHONUNBUFFERED": ""}
+
+
+@dataclass
+class Policy:
+    """What the zygote found usable, plus the path lists the child layers need."""
+    active: set[str] = field(default_factory=set)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    read_only: list[str] = field(default_factory=list)
+    landlock_abi: int = 0
+    bpf: bytes = b""
+    pid_ns_fd: int = -1
+
+    def on(self, layer: str) -> bool:
+        return layer in self.active
+
+    def report(self) -> dict[str, Any]:
+        return {"active": [x for x in LAYERS if x in self.active],
+                "unavailable": dict(self.unavailable)}
+
+
+def python_paths() -> list[str]:
+    """Directories the interpreter itself needs to read (prefixes, stdlib, site)."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             os.path.dirname(os.path.realpath(sys.executable))}
+    paths.update(v for k, v in sysconfig.get_paths().items() if k != "include")
+    paths.update(p for p in sys.path if p and os.path.isdir(p))
+    real = {os.path.realpath(p) for p in paths if os.path.exists(p)}
+    return sorted(real)
+
+
+def _cover_except(root: str, excluded: str) -> list[str]:
+    """Paths that together cover `root` but not `excluded` (which lies beneath root)."""
+    out: list[str] = []
+    cur = root
+    while cur != excluded:
+        nxt = os.path.join(cur, os.path.relpath(excluded, cur).split(os.sep)[0])
+        out += [os.path.join(cur, e) for e in os.listdir(cur) if os.path.join(cur, e) != nxt]
+        cur = nxt
+    return out
+
+
+def readable_paths(private_roots: list[str]) -> list[str]:
+    """Landlock read-only allow-list: system dirs + the Python installation, minus any
+    private root (our own package and its task data) that lives inside it."""
+    out: list[str] = []
+    for p in python_paths():
+        inside = [r for r in private_roots if r.startswith(p + os.sep)]
+        if p in private_roots:  # e.g. the repo root on sys.path (a venv inside it is fine)
+            continue
+        out += _cover_except(p, inside[0]) if inside else [p]
+    return out + [p for p in _SYSTEM_RO if os.path.exists(p)]
+
+
+def _hide(roots: list[str], keeps: list[str], writable: list[str], private: list[str]) -> None:
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    roots = sorted({os.path.realpath(r) for r in roots if os.path.isdir(r)})
+    roots = [r for r in roots if not any(r.startswith(o + os.sep) for o in roots)]
+    for root in roots:
+        under = [k for k in keeps if k.startswith(root + os.sep)]
+        if root in keeps:
+            continue  # the root is itself needed
+        fds = {k: os.open(k, os.O_PATH | os.O_DIRECTORY) for k in under if os.path.isdir(k)}
+        sc.mount("tmpfs", root, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "mode=755,size=64k")
+        for k, fd in sorted(fds.items()):
+            os.makedirs(k, exist_ok=True)
+            sc.mount(f"/proc/self/fd/{fd}", k, None, sc.MS_BIND | sc.MS_REC)
+            if k not in writable:
+                sc.mount(None, k, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
+            os.close(fd)
+        sc.mount(None, root, None, sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV)
+    for r in private:  # our package installed inside a kept prefix (site-packages)
+        if os.path.isdir(r) and any(r.startswith(k + os.sep) for k in keeps):
+            sc.mount("tmpfs", r, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_RDONLY, "size=4k")
+    for f in HIDE_FILES:
+        if os.path.isfile(f):
+            sc.mount("/dev/null", f, None, sc.MS_BIND)
+    sc.mount("proc", "/proc", "proc", sc.MS_NOSUID | sc.MS_NODEV | 8, "hidepid=invisible")
+
+
+def _probe(fn: Any) -> str | None:
+    """Run fn() in a forked child; None if it returned True, else the reason."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        msg = b""
+        try:
+            msg = b"" if fn() else b"check failed"
+        except BaseException as e:  # noqa: BLE001 - report anything
+            msg = f"{type(e).__name__}: {e}".encode()
+        os.write(w, msg[:500])
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        msg = f.read()
+    os.waitpid(pid, 0)
+    return msg.decode(errors="replace") or None
+
+
+def setup_zygote(disabled: set[str], private_roots: list[str], workbase: str,
+                 probe_uid: int) -> Policy:
+    """Called once in the zygote, before warm-up forks. Never raises."""
+    pol = Policy(active=set(ALWAYS))
+
+    def attempt(layer: str, fn: Any) -> None:
+        if layer in disabled:
+            pol.unavailable[layer] = f"disabled by configuration ({DISABLE_ENV})"
+            return
+        try:
+            why = fn()
+        except Exception as e:  # noqa: BLE001
+            why = f"{type(e).__name__}: {e}"
+        if why:
+            pol.unavailable[layer] = str(why)
+        else:
+            pol.active.add(layer)
+
+    attempt("net_namespace", lambda: sc.unshare(sc.CLONE_NEWNET))
+    keeps = python_paths() + [os.path.realpath(workbase)]
+
+    def mount_ns() -> None:
+        sc.unshare(sc.CLONE_NEWNS)
+        _hide(list(HIDE_ROOTS) + private_roots, keeps, [os.path.realpath(workbase)],
+              private_roots)
+    attempt("mount_namespace", mount_ns)
+
+    def pid_ns() -> str | None:
+        pol.pid_ns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        sc.unshare(sc.CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if os.getpid() == 1 else 1)
+        sc.setns(pol.pid_ns_fd, sc.CLONE_NEWPID)
+        _, status = os.waitpid(pid, 0)
+        return None if status == 0 else "child was not PID 1"
+    attempt("pid_namespace", pid_ns)
+
+    stdlib = sysconfig.get_paths()["stdlib"]
+
+    def uid_drop() -> str | None:
+        def check() -> bool:
+            drop_uid(probe_uid)
+            os.listdir(stdlib)
+            with open(os.path.join(stdlib, "os.py"), "rb"):
+                pass
+            return True
+        return _probe(check)
+    attempt("uid_drop", uid_drop)
+    attempt("no_new_privs", lambda: _probe(lambda: sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1) or True))
+    nnp = pol.on("no_new_privs")
+
+    def seccomp_layer() -> str | None:
+        if not nnp:
+            return "needs no_new_privs"
+        pol.bpf = seccomp.build_filter()
+
+        def check() -> bool:
+            import socket
+            sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+            seccomp.install(pol.bpf)
+            try:
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()
+            except PermissionError:
+                return True
+            return False
+        return _probe(check)
+    attempt("seccomp", seccomp_layer)
+
+    def landlock_layer() -> str | None:
+        if not nnp:
+            return "needs no_new_privs"
+        abi = landlock.abi_version()
+        if abi < 1:
+            return "landlock not supported by this kernel (or disabled at boot)"
+        pol.landlock_abi = abi
+        pol.read_only = readable_paths(private_roots)
+
+        def check() -> bool:
+            sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+            landlock.restrict(pol.read_only, [workbase, *_DEVICES_RW], abi)
+            os.listdir(stdlib)
+            try:
+                os.listdir("/proc")
+            except PermissionError:
+                return True
+            return False
+        return _probe(check)
+    attempt("landlock", landlock_layer)
+    return pol
+
+
+def drop_uid(uid: int) -> None:
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+
+
+def set_rlimits(lim: dict[str, Any]) -> None:
+    cpu = max(1, int(-(-float(lim["cpu_s"]) // 1)))
+    mem = int(lim["memory_mb"]) * 1024 * 1024
+    fsize = int(lim["file_size_mb"]) * 1024 * 1024
+    for res, val in ((resource.RLIMIT_CPU, (cpu, cpu + 1)), (resource.RLIMIT_AS, (mem, mem)),
+                     (resource.RLIMIT_FSIZE, (fsize, fsize)), (resource.RLIMIT_CORE, (0, 0)),
+                     (resource.RLIMIT_NOFILE, (int(lim["max_open_files"]),) * 2),
+                     (resource.RLIMIT_NPROC, (int(lim["max_processes"]),) * 2)):
+        resource.setrlimit(res, val)
+
+
+def apply_child(pol: Policy, *, workdir: str, uid: int | None, limits: dict[str, Any],
+                dumpable: bool = True) -> None:
+    """Confine the calling (freshly forked) child. Order matters; see module doc."""
+    os.setsid()
+    os.chdir(workdir)
+    env = dict(BASE_ENV, HOME=workdir, TMPDIR=workdir)
+    env.pop("PYTHONUNBUFFERED")
+    os.environ.clear()
+    os.environ.update(env)
+    set_rlimits(limits)
+    if pol.on("no_new_privs"):
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    if pol.on("landlock"):
+        landlock.restrict(pol.read_only, [workdir, *_DEVICES_RW], pol.landlock_abi)
+    if uid is not None and pol.on("uid_drop"):
+        drop_uid(uid)
+    # credential changes reset these two; set them afterwards
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    sc.prctl(sc.PR_SET_DUMPABLE, 1 if dumpable else 0)
+    if pol.on("seccomp"):
+        seccomp.install(pol.bpf)

@@ -1,0 +1,233 @@
+"""A persistent sandboxed child with REPL semantics (variables survive between runs).
+
+Isolated once when it starts (same layers as a one-shot child), then each run sends
+the code (in a memfd) plus fresh stdin/stdout/stderr fds over a SOCK_SEQPACKET
+socket; the kernel execs it in its namespace and answers with the exception, if any.
+The parent enforces the per-run wall timeout (SIGKILL of the kernel, and with it its
+PID namespace) and measures per-run CPU from the kernel's process CPU clock.
+A dead kernel is replaced on the next run, which then says kernel_restarted=True.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .capture import StreamCap, read_some
+from .engine import check_files
+from .records import Limits, RunResult, SandboxError
+from .spawn import KILL_GRACE_S, memfd
+
+if TYPE_CHECKING:
+    from .engine import Sandbox
+
+
+def _cpu_clock(pid: int) -> int:
+    return ((~pid) << 3) | 2  # MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
+
+
+class _Proc:
+    def __init__(self, sb: Sandbox, limits: Limits) -> None:
+        self.uid = sb.kernel_uid()
+        self.workdir = sb.make_workdir(self.uid)
+        self.ctl, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        header = {"kind": "kernel", "workdir": self.workdir, "uid": self.uid,
+                  "limits": limits.as_dict()}
+        self.pidns = sb.layer("pid_namespace")
+        slot = next(sb._kernel_uids) % sb.slots
+        try:
+            self.status, self.pid = sb.zygote(slot).spawn(header, [child_end.fileno()])
+        except BaseException:
+            self.ctl.close()
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
+        finally:
+            child_end.close()
+        self.pidfd: int | None = os.pidfd_open(self.pid)
+        self.exit: dict[str, Any] | None = None
+
+    def cpu_s(self) -> float | None:
+        try:
+            return time.clock_gettime(_cpu_clock(self.pid))
+        except OSError:
+            return None
+
+    def poll_exit(self, timeout: float | None = 0.0) -> dict[str, Any] | None:
+        if self.exit is None:
+            self.status.settimeout(timeout)
+            try:
+                msg = self.status.recv(4096)
+                self.exit = json.loads(msg) if msg else {"exit": None}
+            except (TimeoutError, BlockingIOError):
+                pass
+            except OSError:
+                self.exit = {"exit": None}
+        return self.exit
+
+    def kill(self) -> None:
+        if self.exit is not None:
+            return
+        if not self.pidns:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if self.pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.kill()
+        self.poll_exit(KILL_GRACE_S)
+        for s in (self.ctl, self.status):
+            s.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class Kernel:
+    """See module docstring. Thread-safe (runs are serialized)."""
+
+    def __init__(self, sandbox: Sandbox, limits: Limits) -> None:
+        self._sb, self.limits = sandbox, limits
+        self._proc: _Proc | None = None
+        self._started_once = False
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def alive(self) -> bool:
+        p = self._proc
+        return p is not None and p.poll_exit() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def reset(self) -> None:
+        with self._lock:
+            self._drop()
+            self._started_once = False
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._proc is not None:
+            self._proc.close()
+            self._proc = None
+
+    def run(self, code: str, *, stdin: str = "",
+            files: Mapping[str, str] | None = None) -> RunResult:
+        payload = json.dumps({"code": code, "files": check_files(files)}).encode()
+        with self._lock:
+            if self._closed:
+                raise SandboxError("kernel is closed")
+            restarted = False
+            if self._proc is None or self._proc.poll_exit() is not None:
+                restarted = self._started_once
+                self._drop()
+                self._proc = _Proc(self._sb, self.limits)
+                self._started_once = True
+            with self._sb.slot():
+                return self._run(self._proc, payload, stdin, restarted)
+
+    def _run(self, p: _Proc, payload: bytes, stdin: str, restarted: bool) -> RunResult:
+        lim = self.limits
+        out, err = StreamCap(lim.max_output_bytes), StreamCap(lim.max_output_bytes)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        os.set_blocking(out_w, True)
+        os.set_blocking(err_w, True)
+        pay = memfd(payload)
+        sin = memfd(stdin.encode()) if stdin else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        t0 = time.monotonic()
+        cpu0 = p.cpu_s()
+        reply: dict[str, Any] | None = None
+        timed_out = False
+        try:
+            socket.send_fds(p.ctl, [b"run"], [pay, sin, out_w, err_w])
+        except OSError:
+            p.kill()
+        finally:
+            for fd in (pay, sin, out_w, err_w):
+                os.close(fd)
+        sel = selectors.DefaultSelector()
+        sel.register(out_r, selectors.EVENT_READ, out)
+        sel.register(err_r, selectors.EVENT_READ, err)
+        sel.register(p.ctl, selectors.EVENT_READ, "reply")
+        sel.register(p.status, selectors.EVENT_READ, "exit")
+        deadline = t0 + lim.wall_s
+        try:
+            while reply is None and p.exit is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    p.kill()
+                    p.poll_exit(KILL_GRACE_S)
+                    break
+                for key, _ in sel.select(left):
+                    if key.data == "reply":
+                        try:
+                            msg = p.ctl.recv(1 << 16)
+                        except OSError:
+                            msg = b""
+                        if msg:
+                            reply = json.loads(msg)
+                        else:
+                            p.poll_exit(KILL_GRACE_S)
+                    elif key.data == "exit":
+                        p.poll_exit(KILL_GRACE_S)
+                    else:
+                        data = read_some(key.fd)
+                        if data:
+                            key.data.feed(data)
+                            if key.data.flooding:
+                                p.kill()
+                        elif data == b"":
+                            sel.unregister(key.fd)
+            for fd, cap in ((out_r, out), (err_r, err)):
+                for _ in range(64):
+                    data = read_some(fd)
+                    if not data:
+                        break
+                    cap.feed(data)
+        finally:
+            sel.close()
+            os.close(out_r)
+            os.close(err_r)
+        wall = (time.monotonic() - t0) * 1000
+        cpu1 = p.cpu_s()
+        if p.exit is not None:
+            st = p.exit.get("exit")
+            code, sig = (None, signal.SIGKILL) if st is None else (
+                (None, os.WTERMSIG(st)) if os.WIFSIGNALED(st) else (os.WEXITSTATUS(st), None))
+            cpu = max(0.0, (float(p.exit.get("utime", 0)) + float(p.exit.get("stime", 0))
+                            - (cpu0 or 0.0)) * 1000)
+            reply = reply or {}
+        else:
+            reply = reply or {}
+            code, sig = int(reply.get("exit", 0)), None
+            cpu = ((cpu1 or 0.0) - (cpu0 or 0.0)) * 1000
+        exc = reply.get("exc")
+        cpu_killed = sig == signal.SIGXCPU
+        return RunResult(
+            stdout=out.text(), stderr=err.text(), stdout_truncated=out.truncated,
+            stderr_truncated=err.truncated, exit_code=code, signal=sig,
+            timed_out=timed_out or cpu_killed, memory_exceeded=exc == "MemoryError",
+            exception_type=exc, exception_message=reply.get("msg") if exc else None,
+            wall_time_ms=wall, cpu_time_ms=cpu, kernel_restarted=restarted)

@@ -1,0 +1,328 @@
+"""Parent side of the zygote protocol: start/restart a zygote, spawn children through
+it, and pump their pipes (capped) until they exit or the wall deadline passes."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .capture import LineReader, StreamCap, read_some
+from .isolation import BASE_ENV
+from .records import SandboxError
+from .zygote import BOOTSTRAP
+
+F_SETPIPE_SZ = 1031
+RESULT_CAP = 64 << 20
+KILL_GRACE_S = 5.0
+# The zygote loads this directory under a neutral name: an editable-install finder for
+# "python_env" would otherwise import the whole server (openenv, gradio) into it.
+ZYGOTE_PACKAGE = "_python_env_sandbox"
+
+
+class ZygoteHandle:
+    """One zygote process; restarted transparently when it has died."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._ctl: socket.socket | None = None
+        self.report: dict[str, Any] = {}
+        self.pid: int | None = None
+        self.restarts = -1
+
+    def ensure(self) -> socket.socket:
+        with self._lock:
+            if self._ctl is None or self._proc is None or self._proc.poll() is not None:
+                self._stop()
+                self._start()
+            assert self._ctl is not None
+            return self._ctl
+
+    def _start(self) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pkg_dir = os.path.dirname(os.path.abspath(__file__))
+        cmd = [sys.executable, "-s", "-P", "-c", BOOTSTRAP, pkg_dir, ZYGOTE_PACKAGE,
+               str(child.fileno()), json.dumps(self.options)]
+        env = dict(BASE_ENV, HOME="/")
+        self._proc = subprocess.Popen(cmd, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, cwd="/", env=env,
+                                      start_new_session=True)
+        child.close()
+        parent.settimeout(120)
+        try:
+            hello = parent.recv(1 << 16)
+        except OSError:
+            hello = b""
+        if not hello:
+            parent.close()
+            self._proc.kill()
+            self._proc.wait()
+            raise SandboxError("the sandbox zygote failed to start (see stderr)")
+        parent.settimeout(None)
+        info = json.loads(hello)
+        self.report, self.pid, self._ctl = info["report"], info["pid"], parent
+        self.restarts += 1
+
+    def _stop(self) -> None:
+        if self._ctl is not None:
+            self._ctl.close()
+            self._ctl = None
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+
+    def mark_dead(self, ctl: socket.socket) -> None:
+        with self._lock:
+            if self._ctl is ctl and self._proc is not None:
+                self._proc.kill()
+                self._stop()
+
+    def spawn(self, header: dict[str, Any], fds: list[int]) -> tuple[socket.socket, int]:
+        """Ask the zygote to fork; returns (exit-notice socket, pid)."""
+        data = json.dumps(header).encode()
+        for _ in range(3):
+            ctl = self.ensure()
+            rp, rc = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            msg = b""
+            try:
+                socket.send_fds(ctl, [data], [rc.fileno(), *fds])
+                rc.close()
+                rp.settimeout(60)
+                msg = rp.recv(4096)
+                rp.settimeout(None)
+            except OSError:
+                pass
+            finally:
+                rc.close()
+            if msg:
+                return rp, int(json.loads(msg)["pid"])
+            rp.close()
+            self.mark_dead(ctl)
+        raise SandboxError("the sandbox zygote is not answering")
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+
+def memfd(data: bytes, name: str = "sbx") -> int:
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _pipe(nonblock_read: bool = True) -> tuple[int, int]:
+    r, w = os.pipe2(os.O_CLOEXEC)
+    if nonblock_read:
+        os.set_blocking(r, False)
+    return r, w
+
+
+class Child:
+    """A running sandboxed child as the parent sees it."""
+
+    def __init__(self, zygote: ZygoteHandle, header: dict[str, Any], payload: dict[str, Any],
+                 stdin: str, limits: dict[str, Any], *, pidns: bool, requests: bool = False,
+                 on_line: Callable[[Child, dict[str, Any] | None], None] | None = None) -> None:
+        self.limits = limits
+        self.out, self.err = StreamCap(limits["max_output_bytes"]), StreamCap(
+            limits["max_output_bytes"])
+        self.lines = LineReader(RESULT_CAP, 16 << 20)
+        self.on_line = on_line
+        self.exit: dict[str, Any] | None = None
+        self.killed_for = ""
+        self.pidns = pidns
+        to_close: list[int] = []
+        self.out_r, out_w = _pipe()
+        self.err_r, err_w = _pipe()
+        self.res_r, res_w = _pipe()
+        pay = memfd(json.dumps(payload).encode())
+        sin = memfd(stdin.encode()) if stdin else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        fds = [pay, sin, out_w, err_w, res_w]
+        to_close += fds
+        self.req_w: int | None = None
+        if requests:
+            req_r, self.req_w = _pipe(nonblock_read=False)
+            try:
+                fcntl.fcntl(self.req_w, F_SETPIPE_SZ, 1 << 20)
+            except OSError:
+                pass
+            fds.append(req_r)
+            to_close.append(req_r)
+        self.t0 = time.monotonic()
+        try:
+            self.reply, self.pid = zygote.spawn(header, fds)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            for fd in to_close:
+                os.close(fd)
+        try:
+            self.pidfd: int | None = os.pidfd_open(self.pid)
+        except OSError:
+            self.pidfd = None
+
+    def kill(self, why: str = "") -> None:
+        if self.exit is not None:
+            return
+        self.killed_for = self.killed_for or why
+        if not self.pidns:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if self.pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def send(self, obj: dict[str, Any]) -> bool:
+        """Write one request line (fits the enlarged pipe: never blocks long)."""
+        if self.req_w is None:
+            return False
+        try:
+            os.write(self.req_w, (json.dumps(obj) + "\n").encode())
+            return True
+        except OSError:
+            return False
+
+    def close_requests(self) -> None:
+        if self.req_w is not None:
+            os.close(self.req_w)
+            self.req_w = None
+
+    def close(self) -> None:
+        self.close_requests()
+        for name in ("out_r", "err_r", "res_r", "pidfd"):
+            fd = getattr(self, name, None)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
+        reply = getattr(self, "reply", None)
+        if reply is not None:
+            reply.close()
+            self.reply = None
+
+    # -- results
+    @property
+    def wall_ms(self) -> float:
+        return (self.t1 - self.t0) * 1000 if hasattr(self, "t1") else 0.0
+
+    @property
+    def cpu_ms(self) -> float:
+        e = self.exit or {}
+        return (float(e.get("utime", 0.0)) + float(e.get("stime", 0.0))) * 1000
+
+    def status(self) -> tuple[int | None, int | None]:
+        """(exit_code, signal)."""
+        st = (self.exit or {}).get("exit")
+        if st is None:
+            return None, signal.SIGKILL
+        if os.WIFSIGNALED(st):
+            return None, os.WTERMSIG(st)
+        return os.WEXITSTATUS(st), None
+
+    def _feed_lines(self, data: bytes) -> None:
+        for raw in self.lines.feed(data):
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                obj = None
+            if self.on_line is not None:
+                self.on_line(self, obj if isinstance(obj, dict) else None)
+        if self.lines.overflow:
+            self.kill("result channel overflow")
+
+
+def pump(children: list[Child], deadline: float,
+         stop: Callable[[], bool] | None = None) -> bool:
+    """Serve the children's pipes until all have exited (or `stop()`); SIGKILL them all
+    at the deadline. Returns True if the deadline was hit."""
+    sel = selectors.DefaultSelector()
+    for c in children:
+        if c.exit is not None:
+            continue
+        sel.register(c.out_r, selectors.EVENT_READ, (c, "out"))
+        sel.register(c.err_r, selectors.EVENT_READ, (c, "err"))
+        sel.register(c.res_r, selectors.EVENT_READ, (c, "res"))
+        sel.register(c.reply, selectors.EVENT_READ, (c, "exit"))
+    timed_out = False
+    try:
+        while any(c.exit is None for c in children) and not (stop and stop()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if timed_out:  # the zygote never told us: give up on it
+                    for c in children:
+                        if c.exit is None:
+                            c.exit, c.t1 = {"exit": None}, time.monotonic()
+                    break
+                timed_out = True
+                for c in children:
+                    c.kill("timeout")
+                deadline = time.monotonic() + KILL_GRACE_S
+                continue
+            for key, _ in sel.select(left):
+                c, what = key.data
+                if what == "exit":
+                    _on_exit(c, sel)
+                else:
+                    _on_data(c, what, sel)
+    finally:
+        sel.close()
+    return timed_out
+
+
+def _on_data(c: Child, what: str, sel: selectors.BaseSelector, drain: bool = False) -> None:
+    fd = {"out": c.out_r, "err": c.err_r, "res": c.res_r}[what]
+    for _ in range(64 if drain else 1):
+        data = read_some(fd)
+        if data is None:
+            return
+        if not data:
+            if not drain:
+                sel.unregister(fd)
+            return
+        if what == "res":
+            c._feed_lines(data)
+        else:
+            cap = c.out if what == "out" else c.err
+            cap.feed(data)
+            if cap.flooding:
+                c.kill("output limit")
+                return
+
+
+def _on_exit(c: Child, sel: selectors.BaseSelector) -> None:
+    try:
+        msg = c.reply.recv(4096)
+    except OSError:
+        msg = b""
+    c.t1 = time.monotonic()
+    c.exit = json.loads(msg) if msg else {"exit": None}
+    for what in ("out", "err", "res"):
+        _on_data(c, what, sel, drain=True)
+    for fd in (c.out_r, c.err_r, c.res_r, c.reply):
+        try:
+            sel.unregister(fd)
+        except (KeyError, ValueError):
+            pass

@@ -1,0 +1,214 @@
+"""The zygote: a warm, single-threaded interpreter that forks one child per run.
+
+Started once per slot by the server as a separate process (the server itself is
+multi-threaded and must never fork). It sets up the zygote-wide isolation layers,
+pre-imports the harness and common stdlib modules, warms the compiler, freezes the
+GC, then serves spawn requests on a SOCK_SEQPACKET control socket:
+
+  request  (header JSON + fds [reply socket, payload memfd, stdin, stdout, stderr,
+            results(, requests)]) -> fork -> child isolates itself and runs the harness
+  reply    {"pid": n} at once; {"exit": wait_status, "utime": s, "stime": s} when it ends
+
+The parent reads stdio/results directly from the pipes it created, so the zygote does
+no I/O per byte. Children get PDEATHSIG=SIGKILL, so a dead zygote leaves no orphans;
+EOF on the control socket (server gone) kills every child and exits.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gc
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+from typing import Any
+
+from . import harness, isolation
+from . import syscalls as sc
+
+WARM_IMPORTS = (
+    "math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string",
+    "random", "typing", "dataclasses", "fractions", "decimal", "statistics", "operator",
+    "copy", "datetime", "enum", "abc", "textwrap", "array", "struct", "unittest",
+    "contextlib", "io", "json", "time",
+)
+WARM_CODE = """
+import math, collections
+def f(xs: list[int]) -> dict:
+    c = collections.Counter(x % 7 for x in xs)
+    return {str(k): math.sqrt(v) for k, v in sorted(c.items())}
+out = f(list(range(100)))
+print(len(out), file=open('/dev/null', 'w'))
+"""
+
+
+class Zygote:
+    def __init__(self, ctl: socket.socket, pol: isolation.Policy) -> None:
+        self.ctl, self.pol = ctl, pol
+        self.sel = selectors.DefaultSelector()
+        self.children: dict[int, tuple[int, socket.socket, dict[str, Any]]] = {}
+
+    def serve(self) -> None:
+        self.sel.register(self.ctl, selectors.EVENT_READ, None)
+        while True:
+            for key, _ in self.sel.select():
+                if key.data is None:
+                    self._on_request()
+                else:
+                    self._on_exit(key.data)
+
+    def _on_request(self) -> None:
+        try:
+            msg, fds, _, _ = socket.recv_fds(self.ctl, 65536, 16)
+        except OSError:
+            msg, fds = b"", []
+        if not msg:
+            self._shutdown()
+        try:
+            header = json.loads(msg)
+            reply = socket.socket(fileno=fds[0])
+        except Exception:  # noqa: BLE001 - malformed request from the server: drop it
+            for fd in fds:
+                os.close(fd)
+            return
+        pid = self._fork(header, fds[1:])
+        for fd in fds[1:]:
+            os.close(fd)
+        if pid < 0:
+            reply.close()
+            return
+        try:
+            reply.send(json.dumps({"pid": pid}).encode())
+        except OSError:
+            pass
+        pidfd = os.pidfd_open(pid)
+        self.children[pidfd] = (pid, reply, header)
+        self.sel.register(pidfd, selectors.EVENT_READ, pidfd)
+
+    def _fork(self, header: dict[str, Any], fds: list[int]) -> int:
+        pidns = self.pol.on("pid_namespace")
+        try:
+            if pidns:
+                sc.unshare(sc.CLONE_NEWPID)
+            pid = os.fork()
+        except OSError:
+            pid = -1
+        if pid == 0:
+            self._child(header, fds)  # never returns
+        if pidns:
+            sc.setns(self.pol.pid_ns_fd, sc.CLONE_NEWPID)
+        return pid
+
+    def _child(self, header: dict[str, Any], fds: list[int]) -> None:
+        code = 70
+        try:
+            kind = header["kind"]
+            if kind == "kernel":
+                targets = [3]
+                payload: dict[str, Any] = {}
+            else:
+                with os.fdopen(os.dup(fds[0]), "rb") as f:
+                    f.seek(0)
+                    payload = json.loads(f.read())
+                fds = fds[1:]
+                targets = [0, 1, 2, 3, 4][: len(fds)]
+            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in fds]
+            for target, fd in zip(targets, high, strict=True):
+                os.dup2(fd, target)
+            sc.close_fds_from(max(targets) + 1)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            isolation.apply_child(self.pol, workdir=header["workdir"], uid=header.get("uid"),
+                                  limits=header["limits"], dumpable=header.get("dumpable", True))
+            gc.enable()
+            if kind == "kernel":
+                harness.kernel_loop(3)
+            else:
+                harness.KINDS[kind](payload)
+            code = 0
+        except BaseException as e:  # noqa: BLE001 - engine failure inside the child
+            try:
+                os.write(2, f"sandbox: child setup failed: {type(e).__name__}: {e}\n".encode())
+            except OSError:
+                pass
+        finally:
+            os._exit(code)
+
+    def _on_exit(self, pidfd: int) -> None:
+        pid, reply, header = self.children.pop(pidfd)
+        self.sel.unregister(pidfd)
+        os.close(pidfd)
+        _, status, ru = os.wait4(pid, 0)
+        if not self.pol.on("pid_namespace"):
+            self._sweep(pid, header)
+        try:
+            reply.send(json.dumps({"exit": status, "utime": ru.ru_utime,
+                                   "stime": ru.ru_stime, "minflt": ru.ru_minflt}).encode())
+        except OSError:
+            pass
+        reply.close()
+
+    def _sweep(self, pid: int, header: dict[str, Any]) -> None:
+        """Without a PID namespace: kill what is left of the run (its process group, and
+        with a private uid every process of that uid)."""
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        uid = header.get("uid")
+        if uid is None or not self.pol.on("uid_drop") or header["kind"] == "kernel":
+            return
+        killer = os.fork()
+        if killer == 0:
+            try:
+                isolation.drop_uid(uid)
+                os.kill(-1, signal.SIGKILL)
+            finally:
+                os._exit(0)
+        os.waitpid(killer, 0)
+
+    def _shutdown(self) -> None:
+        for pidfd in list(self.children):
+            try:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except OSError:
+                pass
+        os._exit(0)
+
+
+def warm_up() -> None:
+    for name in WARM_IMPORTS:
+        __import__(name)
+    ns: dict[str, Any] = {"__name__": "__warm__"}
+    exec(compile(WARM_CODE, "<warm>", "exec"), ns)
+    harness.dumps(harness.to_plain({"a": [1, 2.5, None, (3,)], "b": {1, 2}}))
+    harness.decode(harness.encode((1, [2], {"x": {3}})))
+    gc.collect()
+    gc.freeze()
+
+
+def main(argv: list[str]) -> None:
+    ctl = socket.socket(fileno=int(argv[0]))
+    opts = json.loads(argv[1])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.set_inheritable(ctl.fileno(), False)
+    pol = isolation.setup_zygote(set(opts["disabled"]), opts["private_roots"],
+                                 opts["workbase"], opts["probe_uid"])
+    warm_up()
+    ctl.send(json.dumps({"report": pol.report(), "pid": os.getpid()}).encode())
+    Zygote(ctl, pol).serve()
+
+
+BOOTSTRAP = """
+import sys, types
+d, n = sys.argv[1], sys.argv[2]
+m = types.ModuleType(n); m.__path__ = [d]; m.__package__ = n
+sys.modules[n] = m
+import importlib
+importlib.import_module(n + ".zygote").main(sys.argv[3:])
+"""
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
