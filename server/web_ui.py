@@ -59,6 +59,7 @@ table.pe-table th, table.pe-table td { border: none !important; padding: 6px 8px
   text-align: left; vertical-align: top; overflow-wrap: anywhere; background: none !important; }
 table.pe-table th { font-weight: 600; color: var(--body-text-color-subdued) !important;
   font-size: 12px; }
+table.pe-table td:last-child { min-width: 110px; }
 table.pe-table td code { font-family: var(--font-mono); font-size: 12px; background: none;
   padding: 0; }
 table.pe-table td.pe-pass { color: #1a7f37 !important; font-weight: 600; white-space: nowrap; }
@@ -393,7 +394,9 @@ def build_python_tab(
 
     async def sync_editor(view: _View, code: str) -> None:
         """Send the editor to the server (an `edit` step) when it differs from its copy."""
-        if server_solution() != code:
+        saved = server_solution()
+        # The editor drops a final newline: that alone is not an edit worth a step.
+        if saved is None or saved.rstrip("\n") != code.rstrip("\n"):
             await step(view, {"kind": "edit", "code": code}, "edit")
 
     def no_episode(view: _View, kind: str = "run") -> str | None:

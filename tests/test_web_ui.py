@@ -59,7 +59,7 @@ def web_server() -> Iterator[str]:
 
 @pytest.fixture()
 def page(chromium: str, tmp_path: Path, request: pytest.FixtureRequest):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     profile = tmp_path / "profile"
     with sync_playwright() as p:
@@ -72,6 +72,7 @@ def page(chromium: str, tmp_path: Path, request: pytest.FixtureRequest):
         )
         page = context.pages[0] if context.pages else context.new_page()
         page.set_default_timeout(STEP_TIMEOUT_MS)
+        expect.set_options(timeout=STEP_TIMEOUT_MS)
         try:
             yield page
         finally:
