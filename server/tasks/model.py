@@ -26,13 +26,15 @@ REVIEW_CATEGORIES: tuple[str, ...] = (
     "wrong-operator",
     "wrong-condition",
     "missing-edge-case",
-    "mutable-default",
-    "input-mutation",
+    "shared-state",
     "wrong-return",
     "error-handling",
     "wrong-variable",
 )
-"""The categories a review finding may use on built-in review tasks (each is testable)."""
+"""The categories a review finding may use on built-in review tasks. Each is one a test
+can demonstrate through a call: `shared-state` covers mutable defaults and module-level
+data that leaks between calls; `missing-edge-case` an input class the code forgets
+(empty, zero, negative...); `error-handling` wrong or missing exceptions."""
 
 DEFAULT_MAX_STEPS: dict[str, int] = {"easy": 12, "medium": 16, "hard": 20}
 

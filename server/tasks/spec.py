@@ -135,25 +135,37 @@ def parse_case(raw: Any, program: bool, index: int) -> HiddenCase:
     raise TaskError(f"{where}: a case is a list of arguments or {{'args': [...], 'kwargs': {{}}}}")
 
 
-def _defect(raw: Any, index: int, categories: tuple[str, ...]) -> Defect:
+def _defect(raw: Any, index: int, categories: tuple[str, ...], snippet: str) -> Defect:
+    """A defect; `line` defaults to the line where the fix's old text starts."""
     where = f"defect {index}"
     if not isinstance(raw, dict):
         raise TaskError(f"{where}: must be an object")
-    line = raw.get("line")
+    fix = raw.get("fix")
+    if not (isinstance(fix, list | tuple) and len(fix) == 2 and all(isinstance(s, str) for s in fix)):
+        raise TaskError(f"{where}: 'fix' must be a pair [old, new] of strings")
+    if snippet.count(fix[0]) != 1:
+        raise TaskError(f"{where}: fix text {fix[0]!r} must occur exactly once in the snippet")
+    line = raw.get("line", snippet[: snippet.index(fix[0])].count("\n") + 1)
     if not isinstance(line, int) or isinstance(line, bool) or line < 1:
         raise TaskError(f"{where}: 'line' must be a positive integer")
     category = raw.get("category")
     if category not in categories:
         raise TaskError(f"{where}: category {category!r} is not one of {list(categories)}")
-    fix = raw.get("fix")
-    if not (isinstance(fix, list | tuple) and len(fix) == 2 and all(isinstance(s, str) for s in fix)):
-        raise TaskError(f"{where}: 'fix' must be a pair [old, new] of strings")
     test = raw.get("test")
     if not isinstance(test, str) or "def test_" not in test:
         raise TaskError(f"{where}: 'test' must be test code defining test_* functions")
     check_parses(test, f"{where} test")
     lines = tuple(int(n) for n in raw.get("lines", ()))
     return Defect(line=line, category=category, fix=(fix[0], fix[1]), test=test, lines=lines)
+
+
+def derive_review_reference(spec: Mapping[str, Any]) -> str:
+    """A review task's reference: the snippet with every defect's fix applied."""
+    snippet = spec.get("starter_code")
+    if not isinstance(snippet, str) or not snippet:
+        raise TaskError("missing field 'starter_code' (the snippet under review)")
+    fixes = [d.get("fix") for d in spec.get("defects") or () if isinstance(d, dict)]
+    return apply_edits(snippet, fixes, "defect fixes")
 
 
 def build_task(spec: Mapping[str, Any], *, source: str = "builtin") -> Task:
@@ -163,6 +175,9 @@ def build_task(spec: Mapping[str, Any], *, source: str = "builtin") -> Task:
     unknown = set(spec) - KNOWN_FIELDS
     if unknown:
         raise TaskError(f"unknown fields {sorted(unknown)}")
+    if spec.get("family") == "review" and not spec.get("reference_solution"):
+        spec = dict(spec)
+        spec["reference_solution"] = derive_review_reference(spec)
     for key in REQUIRED_FIELDS:
         if spec.get(key) in (None, ""):
             raise TaskError(f"missing field {key!r}")
@@ -228,7 +243,7 @@ def build_task(spec: Mapping[str, Any], *, source: str = "builtin") -> Task:
     if family == "review":
         categories = categories or REVIEW_CATEGORIES
         raw_defects = spec.get("defects") or []
-        defects = tuple(_defect(d, i, categories) for i, d in enumerate(raw_defects))
+        defects = tuple(_defect(d, i, categories, starter) for i, d in enumerate(raw_defects))
         if not defects:
             raise TaskError("a review task needs at least one defect")
         n_lines = len(starter.splitlines())
