@@ -274,9 +274,11 @@ class _Conn:
         if (isinstance(exc_type, type) and issubclass(exc_type, Exception)
                 and exc_type.__module__ == "builtins"):
             try:
-                raise exc_type(msg)
-            except TypeError:
-                pass
+                exc = exc_type(msg)
+            except Exception:  # noqa: BLE001 - e.g. UnicodeDecodeError needs 5 args
+                exc = None
+            if exc is not None:
+                raise exc
         raise CandidateError(f"{exc_name}: {msg}" if msg else exc_name)
 
 
