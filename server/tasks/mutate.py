@@ -127,16 +127,19 @@ def _replace_node(tree: ast.Module, old: ast.AST, new: ast.AST) -> ast.Module:
     return Swap().visit(tree)
 
 
-def bug_mutants(task: Task) -> Iterator[tuple[int, str]]:
-    """(index, code) of every AST bug mutant of the reference, in a seeded order.
+def bug_mutants(task: Task, only: set[int] | None = None) -> Iterator[tuple[int, str]]:
+    """(index, code) of the AST bug mutants of the reference, in a seeded order.
 
-    Mutants equal to the reference after unparsing (no-op mutations) are skipped.
+    Mutants equal to the reference (or to an earlier mutant) after unparsing are
+    skipped. `only` restricts the work to the given indexes (rebuilding recorded ones).
     """
     tree = ast.parse(task.reference_solution)
     original = ast.unparse(tree)
     sites = _sites(tree)
     order = list(range(len(sites)))
     random.Random(f"bug:{task.id}").shuffle(order)
+    if only is not None:
+        order = [i for i in order if i in only]
     seen = {original}
     for idx in order:
         kind, node_index = sites[idx]
@@ -273,8 +276,8 @@ def procedural_tasks(tasks: Sequence[Task]) -> list[Task]:
     for base in bases(tasks):
         wanted = {int(i): h for i, h in choices.get(base.id, [])}
         n = 0
-        for idx, code in bug_mutants(base):
-            if idx in wanted and wanted[idx] == code_hash(code):
+        for idx, code in bug_mutants(base, only=set(wanted)):
+            if wanted[idx] == code_hash(code):
                 n += 1
                 out.append(bug_variant(base, n, code))
         made = 0

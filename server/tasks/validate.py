@@ -1,0 +1,232 @@
+"""Check the whole task bank through the real grader:
+
+    python -m python_env.server.tasks.validate [--family F] [--id ID ...] [--jobs N]
+    python -m python_env.server.tasks.validate --refresh-procedural
+
+For every task: the reference scores 1.0 and passes its visible tests; the starter
+scores below the pass threshold (review: submitting no findings does). Built-in
+fix-bug starters fail a visible test (the symptom is shown). Optimize starters are
+correct on the small cases and at least `speedup_target` times slower than the
+reference on the timing cases. Every review defect is demonstrated: its test fails on
+the snippet and passes with only that defect's fix. Every procedural mutant is
+rejected. Prints a summary and exits non-zero on any failure.
+
+`--refresh-procedural` re-chooses the bug mutants of the procedural tasks (grading
+candidates through the sandbox, skipping ones that merely time out) and rewrites
+`data/procedural.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...models import ReviewFinding
+from ..grading import Grader, syntax_problem
+from ..sandbox import CaseSpec, Sandbox
+from .bank import TaskBank, default_bank
+from .model import Task
+from .mutate import BUGS_PER_TASK, PROCEDURAL_FILE, bases, bug_mutants, code_hash
+from .spec import apply_edits
+
+
+@dataclass
+class TaskCheck:
+    task_id: str
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class ValidationReport:
+    checks: list[TaskCheck]
+    seconds: float
+
+    @property
+    def failures(self) -> list[TaskCheck]:
+        return [c for c in self.checks if c.problems]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        lines = [
+            f"{len(self.checks)} tasks checked in {self.seconds:.1f} s: "
+            f"{len(self.checks) - len(self.failures)} ok, {len(self.failures)} failed"
+        ]
+        slowest = sorted(self.checks, key=lambda c: -c.seconds)[:5]
+        lines.append("slowest: " + ", ".join(f"{c.task_id} {c.seconds:.1f}s" for c in slowest))
+        for c in self.failures:
+            for p in c.problems:
+                lines.append(f"FAIL {c.task_id}: {p}")
+        return "\n".join(lines)
+
+
+def review_findings(task: Task) -> list[ReviewFinding]:
+    """The findings that describe a review task's defects exactly (its oracle answer)."""
+    return [ReviewFinding(line=d.line, category=d.category) for d in task.defects]
+
+
+def check_task(grader: Grader, task: Task) -> TaskCheck:
+    """Every check that applies to `task`; problems are collected, never raised."""
+    check = TaskCheck(task.id)
+    start = time.perf_counter()
+    try:
+        _check(grader, task, check.problems)
+    except Exception as exc:  # a crash in checking is itself a failure of the task
+        check.problems.append(f"check crashed: {type(exc).__name__}: {exc}")
+    check.seconds = time.perf_counter() - start
+    return check
+
+
+def _check(grader: Grader, task: Task, problems: list[str]) -> None:
+    findings = review_findings(task) if task.family == "review" else None
+    ref = grader.grade(task, task.reference_solution, findings)
+    if ref.score < 1.0:
+        problems.append(f"reference scores {ref.score:.3f}: {ref.feedback}")
+    if task.visible_tests or task.visible_examples:
+        vis = grader.visible_tests(task, task.reference_solution)
+        if vis.error or vis.passed < vis.total or vis.total == 0:
+            problems.append(f"reference fails visible tests: {vis.passed}/{vis.total} {vis.error or ''}")
+    starter = grader.grade(task, task.starter_code, [] if task.family == "review" else None)
+    if starter.passed:
+        problems.append(f"starter passes (score {starter.score:.3f})")
+    if task.family == "fix-syntax" and syntax_problem(task.starter_code) is None:
+        problems.append("fix-syntax starter parses")
+    if task.family == "fix-bug" and task.source == "builtin":
+        vis = grader.visible_tests(task, task.starter_code)
+        if vis.passed == vis.total and not vis.error:
+            problems.append("no visible test shows the bug")
+    if task.family == "optimize":
+        _check_optimize(grader, task, starter.details, problems)
+    if task.family == "review":
+        _check_review(grader, task, problems)
+
+
+def _check_optimize(grader: Grader, task: Task, details: dict[str, float], problems: list[str]) -> None:
+    if details.get("correctness", 0.0) < 1.0:
+        # the starter may only fail timing cases by being too slow, never small ones
+        small = [i for i, c in enumerate(task.hidden_cases) if not c.timing]
+        expected = grader.expected(task)
+        specs = [CaseSpec(args=tuple(task.hidden_cases[i].args), kwargs=dict(task.hidden_cases[i].kwargs),
+                          stdin=task.hidden_cases[i].stdin) for i in small]
+        result = grader.sandbox.run_cases(task.starter_code, specs, entry_point=task.entry_point,
+                                          limits=grader.limits_for(task))
+        bad = [i for k, i in enumerate(small)
+               if not grader._case_passes(task, expected[i], result.outcomes[k] if k < len(result.outcomes) else None)]
+        if bad:
+            problems.append(f"optimize starter is wrong on small cases {bad[:5]}")
+    ref_ms = details.get("reference_cpu_ms", 0.0)
+    target = task.speedup_target or 1.0
+    cap_s = max(0.2, ref_ms * target / 1000.0)
+    specs = [CaseSpec(args=tuple(c.args), kwargs=dict(c.kwargs), stdin=c.stdin) for c in task.timing_cases]
+    slow = grader.sandbox.run_cases(task.starter_code, specs, entry_point=task.entry_point,
+                                    limits=grader.limits_for(task, cpu_s=cap_s))
+    if not slow.timed_out and slow.cpu_time_ms < ref_ms * target:
+        problems.append(
+            f"starter is only {slow.cpu_time_ms / max(ref_ms, 1e-3):.1f}x slower than the reference "
+            f"(speedup_target {target})"
+        )
+
+
+def _check_review(grader: Grader, task: Task, problems: list[str]) -> None:
+    assert task.entry_point is not None
+    limits = grader.limits_for(task)
+    for i, d in enumerate(task.defects):
+        on_snippet = grader.sandbox.run_assertions(task.snippet, d.test, entry_point=task.entry_point, limits=limits)
+        fixed = apply_edits(task.snippet, [d.fix], f"defect {i} fix")
+        on_fixed = grader.sandbox.run_assertions(fixed, d.test, entry_point=task.entry_point, limits=limits)
+        on_ref = grader.sandbox.run_assertions(task.reference_solution, d.test, entry_point=task.entry_point,
+                                               limits=limits)
+        where = f"defect {i} (line {d.line}, {d.category})"
+        if not on_snippet.tests or (not on_snippet.load_error and all(t.passed for t in on_snippet.tests)):
+            problems.append(f"{where}: its test passes on the snippet")
+        for label, res in (("the snippet with only its fix", on_fixed), ("the reference", on_ref)):
+            if res.load_error or not res.tests or not all(t.passed for t in res.tests):
+                msgs = "; ".join(t.message for t in res.tests if not t.passed)[:300]
+                problems.append(f"{where}: its test fails on {label}: {res.load_error or msgs}")
+
+
+def validate_bank(
+    tasks: Iterable[Task], sandbox: Sandbox, *, jobs: int | None = None
+) -> ValidationReport:
+    """Check `tasks` concurrently (threads keep every sandbox slot busy)."""
+    grader = Grader(sandbox)
+    tasks = list(tasks)
+    start = time.perf_counter()
+    workers = jobs or max(2, 2 * getattr(sandbox, "slots", 1))
+    # slowest families first so the pool drains evenly
+    order = {"optimize": 0, "review": 1}
+    tasks.sort(key=lambda t: order.get(t.family, 2))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        checks = list(pool.map(lambda t: check_task(grader, t), tasks))
+    return ValidationReport(checks, time.perf_counter() - start)
+
+
+# -- procedural refresh -----------------------------------------------------------------
+
+
+def refresh_procedural(tasks: Sequence[Task], sandbox: Sandbox, path: Path) -> dict[str, list[list]]:
+    """Choose BUGS_PER_TASK rejected (not merely timing-out) mutants per base task."""
+    grader = Grader(sandbox)
+
+    def choose(base: Task) -> tuple[str, list[list]]:
+        quick = dataclasses.replace(base, cpu_s=2.0)
+        chosen: list[list] = []
+        for idx, code in bug_mutants(base):
+            report = grader.grade(quick, code)
+            if report.score < base.pass_threshold and "time" not in report.feedback:
+                chosen.append([idx, code_hash(code)])
+                if len(chosen) == BUGS_PER_TASK:
+                    break
+        return base.id, chosen
+
+    with ThreadPoolExecutor(max_workers=2 * getattr(sandbox, "slots", 1)) as pool:
+        bugs = dict(pool.map(choose, bases(tasks)))
+    rows = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(bugs.items()))
+    about = "bug mutants chosen by `validate --refresh-procedural`: [mutant index, code hash]"
+    path.write_text(f'{{"about": {json.dumps(about)},\n "bugs": {{\n{rows}\n }}\n}}\n', encoding="utf-8")
+    return bugs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m python_env.server.tasks.validate")
+    parser.add_argument("--family", help="only this family")
+    parser.add_argument("--id", action="append", default=[], help="only these task ids")
+    parser.add_argument("--jobs", type=int, default=None, help="checking threads")
+    parser.add_argument("--refresh-procedural", action="store_true")
+    args = parser.parse_args(argv)
+
+    with Sandbox() as sandbox:
+        if args.refresh_procedural:
+            from .builtin import builtin_tasks
+
+            path = Path(__file__).parent / "data" / PROCEDURAL_FILE
+            bugs = refresh_procedural(builtin_tasks(), sandbox, path)
+            print(f"wrote {path}: {sum(len(v) for v in bugs.values())} bug mutants for {len(bugs)} tasks")
+            return 0
+        bank: TaskBank = default_bank()
+        tasks = [
+            t
+            for t in bank
+            if (not args.family or t.family == args.family) and (not args.id or t.id in args.id)
+        ]
+        counts = bank.counts()
+        print(f"bank: {len(bank)} tasks; " + ", ".join(
+            f"{fam} {sum(c.values())}" for fam, c in counts.items()
+        ))
+        report = validate_bank(tasks, sandbox, jobs=args.jobs)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
