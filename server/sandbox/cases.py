@@ -68,7 +68,7 @@ def run_cases(sb: Sandbox, source: str, cases: Sequence[CaseSpec], *,
 
     with sb.slot() as slot:
         uid = sb.uid_for(slot, 0)
-        with sb.workdir(uid) as wd:
+        with sb.workdir(slot, 0, uid) as wd:
             child = sb.spawn(slot, "cases", payload, workdir=wd, uid=uid, limits=limits,
                              on_line=on_line)
             try:
@@ -191,7 +191,7 @@ def run_assertions(sb: Sandbox, source: str, test_code: str, *, entry_point: str
     relay = _Relay()
     with sb.slot() as slot:
         cu, tu = sb.uid_for(slot, 0), sb.uid_for(slot, 1)
-        with sb.workdir(cu) as cwd, sb.workdir(tu) as twd:
+        with sb.workdir(slot, 0, cu) as cwd, sb.workdir(slot, 1, tu) as twd:
             cand = sb.spawn(slot, "serve", {"source": source, "entry_point": entry_point},
                             workdir=cwd, uid=cu, limits=limits, requests=True,
                             on_line=relay.on_candidate_line)

@@ -139,8 +139,13 @@ class Sandbox:
             _UID_BLOCK - 4 * (self.slots + 1))
 
     @contextmanager
-    def workdir(self, uid: int | None) -> Iterator[str]:
-        path = os.path.join(self._base, f"w{next(self._counter)}")
+    def workdir(self, slot: int, role: int, uid: int | None) -> Iterator[str]:
+        """A fresh private dir inside the slot's area (the zygote pre-builds one
+        Landlock ruleset per area)."""
+        area = os.path.join(self._base, f"s{slot}r{role}")
+        if not os.path.isdir(area):
+            os.makedirs(area, 0o711, exist_ok=True)
+        path = os.path.join(area, f"w{next(self._counter)}")
         os.mkdir(path, 0o700)
         try:
             if uid is not None:
@@ -177,7 +182,7 @@ class Sandbox:
         payload = {"code": code, "files": check_files(files)}
         with self.slot() as slot:
             uid = self.uid_for(slot, 0)
-            with self.workdir(uid) as wd:
+            with self.workdir(slot, 0, uid) as wd:
                 info: dict[str, Any] = {}
 
                 def on_line(_c: Child, obj: dict[str, Any] | None) -> None:

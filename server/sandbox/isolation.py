@@ -39,7 +39,8 @@ _SYSTEM_RO = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc/ld.so.c
 _DEVICES_RW = ("/dev/null", "/dev/zero", "/dev/full", "/dev/urandom", "/dev/random")
 BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
             "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONIOENCODING": "utf-8", "PYTHONUNBUFFERED": ""}
+            "PYTHONIOENCODING": "utf-8"}
+DEVICES_RW = _DEVICES_RW
 
 
 @dataclass
@@ -248,20 +249,30 @@ def set_rlimits(lim: dict[str, Any]) -> None:
         resource.setrlimit(res, val)
 
 
+def scrub_env(workdir: str) -> None:
+    """The zygote already runs with BASE_ENV only; a child just gets its own HOME."""
+    if set(os.environ) - set(BASE_ENV) - {"HOME", "TMPDIR"}:
+        os.environ.clear()
+        os.environ.update(BASE_ENV)
+    os.environ["HOME"] = os.environ["TMPDIR"] = workdir
+
+
 def apply_child(pol: Policy, *, workdir: str, uid: int | None, limits: dict[str, Any],
-                dumpable: bool = True) -> None:
-    """Confine the calling (freshly forked) child. Order matters; see module doc."""
+                dumpable: bool = True, ruleset_fd: int | None = None) -> None:
+    """Confine the calling (freshly forked) child. Order matters; see module doc.
+    `ruleset_fd`: a Landlock ruleset the zygote pre-built for this workdir's parent."""
     os.setsid()
     os.chdir(workdir)
-    env = dict(BASE_ENV, HOME=workdir, TMPDIR=workdir)
-    env.pop("PYTHONUNBUFFERED")
-    os.environ.clear()
-    os.environ.update(env)
+    scrub_env(workdir)
     set_rlimits(limits)
     if pol.on("no_new_privs"):
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
     if pol.on("landlock"):
-        landlock.restrict(pol.read_only, [workdir, *_DEVICES_RW], pol.landlock_abi)
+        if ruleset_fd is not None:
+            landlock.restrict_self(ruleset_fd)
+            os.close(ruleset_fd)
+        else:
+            landlock.restrict(pol.read_only, [workdir, *_DEVICES_RW], pol.landlock_abi)
     if uid is not None and pol.on("uid_drop"):
         drop_uid(uid)
     # credential changes reset these two; set them afterwards

@@ -45,8 +45,8 @@ def handled_fs(abi: int) -> int:
     return _FS_BY_ABI[max(k for k in _FS_BY_ABI if k <= abi)]
 
 
-def restrict(read_only: list[str], read_write: list[str], abi: int) -> None:
-    """Build a ruleset and apply it to the calling process (irreversible).
+def build(read_only: list[str], read_write: list[str], abi: int) -> int:
+    """Create a ruleset fd (reusable: a forked child only needs `restrict_self`).
     Paths that do not exist are skipped."""
     fs = handled_fs(abi)
     attr = _Attr(fs, _NET_TCP if abi >= 4 else 0, _SCOPE if abi >= 6 else 0)
@@ -67,6 +67,20 @@ def restrict(read_only: list[str], read_write: list[str], abi: int) -> None:
                     sc.syscall(_ADD_RULE, rfd, _RULE_PATH_BENEATH, ctypes.byref(rule), 0)
                 finally:
                     os.close(pfd)
-        sc.syscall(_RESTRICT, rfd, 0)
+    except BaseException:
+        os.close(rfd)
+        raise
+    return rfd
+
+
+def restrict_self(ruleset_fd: int) -> None:
+    """Apply a ruleset to the calling process (irreversible; needs no_new_privs)."""
+    sc.syscall(_RESTRICT, ruleset_fd, 0)
+
+
+def restrict(read_only: list[str], read_write: list[str], abi: int) -> None:
+    rfd = build(read_only, read_write, abi)
+    try:
+        restrict_self(rfd)
     finally:
         os.close(rfd)

@@ -26,7 +26,7 @@ import socket
 import sys
 from typing import Any
 
-from . import harness, isolation
+from . import harness, isolation, landlock
 from . import syscalls as sc
 
 WARM_IMPORTS = (
@@ -50,6 +50,19 @@ class Zygote:
         self.ctl, self.pol = ctl, pol
         self.sel = selectors.DefaultSelector()
         self.children: dict[int, tuple[int, socket.socket, dict[str, Any]]] = {}
+        self.rulesets: dict[str, int] = {}
+
+    def ruleset(self, header: dict[str, Any]) -> int | None:
+        """Landlock ruleset for the workdir's parent dir (one per slot and role), built
+        once; the child then needs a single restrict_self()."""
+        if not self.pol.on("landlock") or header["kind"] == "kernel":
+            return None
+        area = os.path.dirname(header["workdir"])
+        if area not in self.rulesets:
+            self.rulesets[area] = landlock.build(
+                self.pol.read_only, [area, *isolation.DEVICES_RW], self.pol.landlock_abi)
+            os.set_inheritable(self.rulesets[area], False)
+        return self.rulesets[area]
 
     def serve(self) -> None:
         self.sel.register(self.ctl, selectors.EVENT_READ, None)
@@ -74,7 +87,11 @@ class Zygote:
             for fd in fds:
                 os.close(fd)
             return
-        pid = self._fork(header, fds[1:])
+        try:
+            rfd = self.ruleset(header)
+        except OSError:
+            rfd = None
+        pid = self._fork(header, fds[1:], rfd)
         for fd in fds[1:]:
             os.close(fd)
         if pid < 0:
@@ -88,7 +105,7 @@ class Zygote:
         self.children[pidfd] = (pid, reply, header)
         self.sel.register(pidfd, selectors.EVENT_READ, pidfd)
 
-    def _fork(self, header: dict[str, Any], fds: list[int]) -> int:
+    def _fork(self, header: dict[str, Any], fds: list[int], rfd: int | None) -> int:
         pidns = self.pol.on("pid_namespace")
         try:
             if pidns:
@@ -97,12 +114,12 @@ class Zygote:
         except OSError:
             pid = -1
         if pid == 0:
-            self._child(header, fds)  # never returns
+            self._child(header, fds, rfd)  # never returns
         if pidns:
             sc.setns(self.pol.pid_ns_fd, sc.CLONE_NEWPID)
         return pid
 
-    def _child(self, header: dict[str, Any], fds: list[int]) -> None:
+    def _child(self, header: dict[str, Any], fds: list[int], rfd: int | None) -> None:
         code = 70
         try:
             kind = header["kind"]
@@ -110,18 +127,21 @@ class Zygote:
                 targets = [3]
                 payload: dict[str, Any] = {}
             else:
-                with os.fdopen(os.dup(fds[0]), "rb") as f:
-                    f.seek(0)
-                    payload = json.loads(f.read())
+                payload = json.loads(os.pread(fds[0], os.fstat(fds[0]).st_size, 0))
                 fds = fds[1:]
                 targets = [0, 1, 2, 3, 4][: len(fds)]
+            if rfd is not None:
+                fds.append(rfd)
+                targets.append(max(targets) + 1)
+                rfd = targets[-1]
             high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in fds]
             for target, fd in zip(targets, high, strict=True):
                 os.dup2(fd, target)
             sc.close_fds_from(max(targets) + 1)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             isolation.apply_child(self.pol, workdir=header["workdir"], uid=header.get("uid"),
-                                  limits=header["limits"], dumpable=header.get("dumpable", True))
+                                  limits=header["limits"], dumpable=header.get("dumpable", True),
+                                  ruleset_fd=rfd)
             gc.enable()
             if kind == "kernel":
                 harness.kernel_loop(3)
