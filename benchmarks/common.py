@@ -1,0 +1,449 @@
+"""Shared parts of the benchmarks: a server launcher, a raw WebSocket session, a /proc
+process-tree monitor, statistics, the machine description and result writing.
+
+Everything talks to 127.0.0.1 only. Nothing here imports the server: the benchmarks
+measure the real server as a user sees it, in its own process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as _dt
+import json
+import os
+import platform
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+# -- the server -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/ws"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, chars: int = 3000) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace")[-chars:]
+        return ""
+
+
+@contextlib.contextmanager
+def launch_server(startup_timeout_s: float = 120.0, **env: str) -> Iterator[Server]:
+    """Start `python -m python_env.server.app` on a free loopback port; stop it after.
+
+    The server's log goes to a temp file (a pipe nobody reads would fill up and block
+    the server under load: uvicorn logs every WebSocket open/close to stderr).
+    """
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="python_env_bench_", suffix=".log", delete=False)
+    log_path = Path(log.name)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "python_env.server.app", "--host", "127.0.0.1", "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    server = Server(f"http://127.0.0.1:{port}", process, log_path)
+    deadline = time.monotonic() + startup_timeout_s
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited {process.returncode}: {server.log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"server not healthy in {startup_timeout_s} s: {server.log_tail()}"
+                )
+            time.sleep(0.1)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        with contextlib.suppress(OSError):
+            log_path.unlink()
+
+
+# -- a raw WebSocket session (OpenEnv's /ws protocol, minimal client overhead) ----------
+
+
+class WSError(RuntimeError):
+    """The server answered with an error message (or not at all in time)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"[{code}] {message}")
+        self.code = code
+
+
+class Session:
+    """One OpenEnv WebSocket session: JSON in, JSON out, nothing parsed into models."""
+
+    def __init__(self, ws_url: str, timeout_s: float = 60.0):
+        self.ws_url = ws_url
+        self.timeout_s = timeout_s
+        self.ws: Any = None
+
+    async def open(self) -> Session:
+        from websockets.asyncio.client import connect
+
+        self.ws = await asyncio.wait_for(
+            connect(
+                self.ws_url,
+                max_size=64 * 1024 * 1024,
+                ping_interval=None,  # no keepalive traffic in the measurements
+                open_timeout=self.timeout_s,
+                compression=None,
+            ),
+            timeout=self.timeout_s,
+        )
+        return self
+
+    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        await self.ws.send(json.dumps(message))
+        raw = await asyncio.wait_for(self.ws.recv(), timeout=self.timeout_s)
+        reply = json.loads(raw)
+        if reply.get("type") == "error":
+            data = reply.get("data") or {}
+            raise WSError(str(data.get("code")), str(data.get("message"))[:500])
+        return reply["data"]
+
+    async def reset(self, **options: Any) -> dict[str, Any]:
+        return await self.request({"type": "reset", "data": options})
+
+    async def step(self, **action: Any) -> dict[str, Any]:
+        """Returns {"observation": {...}, "reward": r, "done": d}."""
+        return await self.request({"type": "step", "data": action})
+
+    async def state(self) -> dict[str, Any]:
+        return await self.request({"type": "state"})
+
+    async def close(self) -> None:
+        if self.ws is None:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ws.send(json.dumps({"type": "close"})), timeout=5)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ws.close(), timeout=5)
+        self.ws = None
+
+    async def __aenter__(self) -> Session:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def open_sessions(
+    ws_url: str, n: int, parallel: int = 32, timeout_s: float = 60.0
+) -> list[Session]:
+    """Open `n` sessions, at most `parallel` handshakes at a time."""
+    gate = asyncio.Semaphore(parallel)
+
+    async def one() -> Session:
+        async with gate:
+            return await Session(ws_url, timeout_s).open()
+
+    results = await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
+    sessions = [r for r in results if isinstance(r, Session)]
+    errors = [r for r in results if not isinstance(r, Session)]
+    if errors:
+        await asyncio.gather(*(s.close() for s in sessions))
+        raise RuntimeError(f"{len(errors)}/{n} sessions failed to open: {errors[0]!r}")
+    return sessions
+
+
+# -- /proc: the server's process tree ---------------------------------------------------
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    # comm may contain spaces and parentheses: split after the last ')'
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def ppid_map() -> dict[int, int]:
+    out: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = _stat_fields(int(name))
+            if fields:
+                out[int(name)] = int(fields[1])
+    return out
+
+
+def descendants(pid: int, parents: dict[int, int] | None = None) -> list[int]:
+    """All live descendants of `pid` (not `pid` itself), from one scan of /proc."""
+    parents = parents if parents is not None else ppid_map()
+    children: dict[int, list[int]] = {}
+    for child, parent in parents.items():
+        children.setdefault(parent, []).append(child)
+    out, todo = [], list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def tree(pid: int) -> list[int]:
+    return [pid, *descendants(pid)]
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """utime+stime of each process plus the times of its children it has waited for."""
+    ticks = 0
+    for pid in pids:
+        f = _stat_fields(pid)
+        if f:  # fields after ')': state=0 ... utime=11 stime=12 cutime=13 cstime=14
+            ticks += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
+    return ticks / CLK_TCK
+
+
+def rss_bytes(pids: Sequence[int]) -> int:
+    total = 0
+    for pid in pids:
+        f = _stat_fields(pid)
+        if f:
+            total += int(f[21]) * PAGE  # rss in pages
+    return total
+
+
+def pss_bytes(pids: Sequence[int]) -> int:
+    """Proportional set size (shared pages split between sharers): the honest sum."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            pass
+    return total
+
+
+def vm_hwm_bytes(pid: int) -> int:
+    """Peak RSS of one process (VmHWM)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass
+class TreeStats:
+    wall_s: float
+    cpu_s: float
+    cpu_cores: float
+    rss_peak_mb: float
+    pss_peak_mb: float
+    procs_peak: int
+    procs_end: int
+    server_hwm_mb: float
+    client_cpu_s: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in self.__dict__.items()}
+
+
+class TreeMonitor:
+    """Samples the server's process tree in a thread: process count, summed RSS and PSS.
+
+    CPU is the difference of (utime+stime+cutime+cstime) summed over the tree between
+    start and stop: processes that exited in between were waited for by a parent in the
+    tree, so their time is in that parent's cutime/cstime.
+    """
+
+    def __init__(self, pid: int, interval_s: float = 0.5, pss_every: int = 2):
+        self.pid = pid
+        self.interval_s = interval_s
+        self.pss_every = pss_every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.rss_peak = 0
+        self.pss_peak = 0
+        self.procs_peak = 0
+
+    def _sample(self, n: int) -> None:
+        pids = tree(self.pid)
+        self.procs_peak = max(self.procs_peak, len(pids))
+        self.rss_peak = max(self.rss_peak, rss_bytes(pids))
+        if n % self.pss_every == 0:
+            self.pss_peak = max(self.pss_peak, pss_bytes(pids))
+
+    def _loop(self) -> None:
+        n = 0
+        while not self._stop.wait(self.interval_s):
+            n += 1
+            self._sample(n)
+
+    def start(self) -> TreeMonitor:
+        self._t0 = time.perf_counter()
+        self._cpu0 = cpu_seconds(tree(self.pid))
+        self._client0 = _self_cpu()
+        self._sample(0)
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> TreeStats:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+        self._sample(0)
+        pids = tree(self.pid)
+        wall = time.perf_counter() - self._t0
+        cpu = cpu_seconds(pids) - self._cpu0
+        return TreeStats(
+            wall_s=wall,
+            cpu_s=cpu,
+            cpu_cores=cpu / wall if wall > 0 else 0.0,
+            rss_peak_mb=self.rss_peak / 2**20,
+            pss_peak_mb=self.pss_peak / 2**20,
+            procs_peak=self.procs_peak,
+            procs_end=len(pids),
+            server_hwm_mb=vm_hwm_bytes(self.pid) / 2**20,
+            client_cpu_s=_self_cpu() - self._client0,
+        )
+
+
+def _self_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+# -- statistics and reporting -----------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank-interpolated percentile (q in [0, 100])."""
+    if not values:
+        return float("nan")
+    xs = sorted(values)
+    if len(xs) == 1:
+        return xs[0]
+    k = (len(xs) - 1) * q / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def summarize_ms(samples_s: Sequence[float]) -> dict[str, float]:
+    ms = [s * 1000.0 for s in samples_s]
+    if not ms:
+        return {"n": 0}
+    return {
+        "n": len(ms),
+        "p50_ms": round(percentile(ms, 50), 3),
+        "p90_ms": round(percentile(ms, 90), 3),
+        "p99_ms": round(percentile(ms, 99), 3),
+        "mean_ms": round(statistics.fmean(ms), 3),
+        "min_ms": round(min(ms), 3),
+        "max_ms": round(max(ms), 3),
+    }
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    load = os.getloadavg()
+    mem_gb = 0.0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        mem_gb = int(Path("/proc/meminfo").read_text().split()[1]) / 2**20
+    return {
+        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "mem_gb": round(mem_gb, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "loadavg_at_start": [round(x, 2) for x in load],
+    }
+
+
+def write_json(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / name
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+@dataclass
+class Deadline:
+    """A time budget: `left()` seconds remain, `over()` once it is spent."""
+
+    seconds: float
+    t0: float = field(default_factory=time.monotonic)
+
+    def left(self) -> float:
+        return self.seconds - (time.monotonic() - self.t0)
+
+    def over(self) -> bool:
+        return self.left() <= 0
