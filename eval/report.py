@@ -152,18 +152,21 @@ def write_chart(records: Sequence[EpisodeRecord], path: Path) -> bool:
     for ax, policy in zip(axes[:, 0], policies, strict=True):
         grid = summary.get(policy, {}).get("by_family_difficulty", {})
         families = list(grid)
-        width = 0.8 / len(DIFFICULTIES)
-        for i, difficulty in enumerate(DIFFICULTIES):
+        present = [d for d in DIFFICULTIES if any(d in row for row in grid.values())]
+        width = 0.8 / max(1, len(present))
+        for i, difficulty in enumerate(present):
             xs, heights = [], []
             for j, family in enumerate(families):
                 stats = grid[family].get(difficulty)
                 if stats and stats["episodes"]:
-                    xs.append(j + (i - (len(DIFFICULTIES) - 1) / 2) * width)
+                    xs.append(j + (i - (len(present) - 1) / 2) * width)
                     heights.append(stats["mean_score"])
-            ax.bar(xs, heights, width, label=difficulty, color=colors.get(difficulty))
+            bars = ax.bar(xs, heights, width, label=difficulty, color=colors.get(difficulty))
+            ax.bar_label(bars, labels=[f"{h:.2f}" for h in heights], fontsize="x-small")
         ax.set_xticks(range(len(families)))
         ax.set_xticklabels(families)
-        ax.set_ylim(0, 1.05)
+        ax.set_xlim(-0.5, max(1, len(families)) - 0.5)
+        ax.set_ylim(0, 1.12)
         ax.set_ylabel("mean score")
         overall = summary.get(policy, {}).get("overall", {})
         mean = overall.get("mean_score")
@@ -175,7 +178,10 @@ def write_chart(records: Sequence[EpisodeRecord], path: Path) -> bool:
                 else ""
             )
         )
-        ax.legend(title="difficulty", loc="upper right", fontsize="small")
+        if present:
+            ax.legend(
+                title="difficulty", loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small"
+            )
         ax.grid(axis="y", alpha=0.3)
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -191,13 +191,16 @@ def select_tasks(
         raise EvalError("--count must be at least 1")
     rng = random.Random(seed)
     picked: set[str] = set()
-    for fam in FAMILIES:
-        # Round-robin over the difficulties, each shuffled by the seed.
+    for k, fam in enumerate(FAMILIES):
+        # Round-robin over the difficulties (each lane shuffled by the seed), starting at a
+        # different difficulty per family so that small counts still cover all of them.
         lanes = []
         for diff in DIFFICULTIES:
             lane = sorted(t["id"] for t in pool if t["family"] == fam and t["difficulty"] == diff)
             rng.shuffle(lane)
             lanes.append(lane)
+        shift = (k + seed) % len(lanes)
+        lanes = lanes[shift:] + lanes[:shift]
         taken = 0
         while taken < count and any(lanes):
             for lane in lanes:
@@ -501,6 +504,7 @@ class Runner:
             record = play_episode(session, self.policy, spec, log)
             broken = record.error is not None
         except FatalPolicyError:
+            self._stop.set()  # before this worker (or another) picks up the next episode
             self._sessions.put(session)
             raise
         if broken:  # a session that failed mid-episode may be desynchronised: replace it

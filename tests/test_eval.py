@@ -62,6 +62,18 @@ def run_cli(
     )
 
 
+def run_inline(monkeypatch, capsys, *args: str, env: dict[str, str] | None = None):
+    """`main(args)` in this process (faster than a subprocess), with `env` applied."""
+    for key, value in (env or {}).items():
+        if value:
+            monkeypatch.setenv(key, value)
+        else:
+            monkeypatch.delenv(key, raising=False)
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+
 def log_blocks(stdout: str) -> list[list[str]]:
     """The [START]..[END] blocks of the log, checking every line's exact format."""
     blocks: list[list[str]] = []
@@ -94,7 +106,7 @@ def read_report(out: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def catalog(server) -> list[dict[str, Any]]:
-    return httpx.get(f"{server.url}/tasks").json()
+    return httpx.get(f"{server.url}/tasks", timeout=60).json()
 
 
 # -- parsing, selection, arguments (no server) ---------------------------------------------
@@ -347,7 +359,7 @@ class FakeOpenAI:
             def do_POST(self) -> None:  # noqa: N802 - http.server's API
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append(body)
-                fake.headers.append(dict(self.headers))
+                fake.headers.append({k.lower(): v for k, v in self.headers.items()})
                 if not self.path.endswith("/chat/completions"):
                     return self._send(404, {"error": {"message": "no such route"}})
                 if fake.status != 200:
@@ -407,13 +419,13 @@ def scripted_replies(reference: str) -> list[str]:
     ]
 
 
-def test_openai_policy_plays_over_http(server, catalog, bank, tmp_path):
+def test_openai_policy_plays_over_http(server, catalog, bank, tmp_path, monkeypatch, capsys):
     task_id = next(t["id"] for t in catalog if t["family"] == "implement")
     reference = bank.get(task_id).reference_solution
     out = tmp_path / "llm"
     with FakeOpenAI(scripted_replies(reference)).running() as fake:
-        done = run_cli(
-            "--base-url", server.url, "--policy", "openai", "--task-id", task_id,
+        done = run_inline(
+            monkeypatch, capsys, "--base-url", server.url, "--policy", "openai", "--task-id", task_id,
             "--output", str(out), "--no-progress", "--seed", "5",
             env={"API_BASE_URL": fake.url, "MODEL_NAME": "fake/coder-1", "HF_TOKEN": "test-key",
                  "OPENAI_API_KEY": ""},
@@ -439,7 +451,7 @@ def test_openai_policy_plays_over_http(server, catalog, bank, tmp_path):
     assert block[-1].startswith("[END] success=true steps=5 score=1.000 rewards=0.00,")
 
     assert len(fake.requests) == 5
-    assert all(h.get("Authorization") == "Bearer test-key" for h in fake.headers)
+    assert all(h.get("authorization") == "Bearer test-key" for h in fake.headers)
     assert all(r["model"] == "fake/coder-1" and r["seed"] == 5 for r in fake.requests)
     first = fake.requests[0]["messages"]
     assert first[0]["role"] == "system" and '"action": "submit"' in first[0]["content"]
@@ -454,30 +466,34 @@ def test_openai_policy_plays_over_http(server, catalog, bank, tmp_path):
     assert "[edit]" in fake.requests[4]["messages"][-1]["content"]
 
 
-def test_openai_policy_wastes_the_budget_then_is_graded(server, catalog, tmp_path):
+def test_openai_policy_wastes_the_budget_then_is_graded(
+    server, catalog, tmp_path, monkeypatch, capsys
+):
     task_id = next(t["id"] for t in catalog if t["family"] == "implement")
     out = tmp_path / "babble"
     with FakeOpenAI(["no idea"]).running() as fake:
-        done = run_cli(
-            "--base-url", server.url, "--policy", "openai", "--task-id", task_id,
+        done = run_inline(
+            monkeypatch, capsys, "--base-url", server.url, "--policy", "openai", "--task-id", task_id,
             "--output", str(out), "--no-progress", "--api-base-url", fake.url, "--model", "m",
-            env={"HF_TOKEN": "k"},
+            env={"HF_TOKEN": "k", "OPENAI_API_KEY": ""},
         )  # fmt: skip
     assert done.returncode == 0, done.stderr
     [episode] = read_report(out)["episodes"]
     budget = next(t for t in catalog if t["id"] == task_id)
-    max_steps = httpx.get(f"{server.url}/tasks/{budget['id']}").json()["max_steps"]
+    max_steps = httpx.get(f"{server.url}/tasks/{budget['id']}", timeout=60).json()["max_steps"]
     assert episode["wasted_steps"] == max_steps and episode["steps"] == max_steps + 1
     assert episode["error"] is None and not episode["passed"]
     [block] = log_blocks(done.stdout)
     assert STEP.match(block[-2]).group(2) == "submit" and "done=true" in block[-2]
 
 
-def test_openai_auth_failure_stops_the_run_with_one_line(server, catalog, tmp_path):
+def test_openai_auth_failure_stops_the_run_with_one_line(
+    server, catalog, tmp_path, monkeypatch, capsys
+):
     ids = [t["id"] for t in catalog[:3]]
     with FakeOpenAI(["x"], status=401).running() as fake:
-        done = run_cli(
-            "--base-url", server.url, "--policy", "openai", *(f"--task-id={i}" for i in ids),
+        done = run_inline(
+            monkeypatch, capsys, "--base-url", server.url, "--policy", "openai", *(f"--task-id={i}" for i in ids),
             "--output", str(tmp_path), "--no-progress", "--api-base-url", fake.url,
             env={"OPENAI_API_KEY": "bad", "HF_TOKEN": ""},
         )  # fmt: skip

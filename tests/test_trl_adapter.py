@@ -21,7 +21,9 @@ from python_env.eval.trl_adapter import (
 
 @pytest.fixture(scope="module")
 def implement_task(server, bank):
-    task_id = httpx.get(f"{server.url}/tasks", params={"family": "implement"}).json()[0]["id"]
+    task_id = httpx.get(f"{server.url}/tasks", params={"family": "implement"}, timeout=60).json()[
+        0
+    ]["id"]
     return bank.get(task_id)
 
 
