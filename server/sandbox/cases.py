@@ -22,8 +22,8 @@ from .records import (
     AssertionOutcome,
     AssertionResult,
     CaseOutcome,
-    CasesResult,
     CaseSpec,
+    CasesResult,
     Limits,
 )
 from .spawn import KILL_GRACE_S, Child, pump

@@ -20,8 +20,8 @@ from typing import Any
 from .isolation import DISABLE_ENV, OPTIONAL
 from .records import (
     AssertionResult,
-    CasesResult,
     CaseSpec,
+    CasesResult,
     IsolationReport,
     Limits,
     RunResult,

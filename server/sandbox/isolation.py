@@ -189,7 +189,10 @@ def setup_zygote(disabled: set[str], private_roots: list[str], workbase: str,
             return True
         return _probe(check)
     attempt("uid_drop", uid_drop)
-    attempt("no_new_privs", lambda: _probe(lambda: sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1) or True))
+    def nnp_check() -> bool:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        return True
+    attempt("no_new_privs", lambda: _probe(nnp_check))
     nnp = pol.on("no_new_privs")
 
     def seccomp_layer() -> str | None:

@@ -168,6 +168,8 @@ class Child:
             fds.append(req_r)
             to_close.append(req_r)
         self.t0 = time.monotonic()
+        self.t1 = 0.0
+        self.reply: socket.socket | None = None
         try:
             self.reply, self.pid = zygote.spawn(header, fds)
         except BaseException:
@@ -218,15 +220,14 @@ class Child:
             if fd is not None:
                 os.close(fd)
                 setattr(self, name, None)
-        reply = getattr(self, "reply", None)
-        if reply is not None:
-            reply.close()
+        if self.reply is not None:
+            self.reply.close()
             self.reply = None
 
     # -- results
     @property
     def wall_ms(self) -> float:
-        return (self.t1 - self.t0) * 1000 if hasattr(self, "t1") else 0.0
+        return (self.t1 - self.t0) * 1000 if self.t1 else 0.0
 
     @property
     def cpu_ms(self) -> float:
@@ -265,6 +266,7 @@ def pump(children: list[Child], deadline: float,
         sel.register(c.out_r, selectors.EVENT_READ, (c, "out"))
         sel.register(c.err_r, selectors.EVENT_READ, (c, "err"))
         sel.register(c.res_r, selectors.EVENT_READ, (c, "res"))
+        assert c.reply is not None
         sel.register(c.reply, selectors.EVENT_READ, (c, "exit"))
     timed_out = False
     try:
@@ -314,7 +316,7 @@ def _on_data(c: Child, what: str, sel: selectors.BaseSelector, drain: bool = Fal
 
 def _on_exit(c: Child, sel: selectors.BaseSelector) -> None:
     try:
-        msg = c.reply.recv(4096)
+        msg = c.reply.recv(4096) if c.reply is not None else b""
     except OSError:
         msg = b""
     c.t1 = time.monotonic()
@@ -322,7 +324,8 @@ def _on_exit(c: Child, sel: selectors.BaseSelector) -> None:
     for what in ("out", "err", "res"):
         _on_data(c, what, sel, drain=True)
     for fd in (c.out_r, c.err_r, c.res_r, c.reply):
-        try:
-            sel.unregister(fd)
-        except (KeyError, ValueError):
-            pass
+        if fd is not None:
+            try:
+                sel.unregister(fd)
+            except (KeyError, ValueError):
+                pass

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from python_env.server.sandbox import Limits, Sandbox
 
 FAST = Limits(wall_s=3.0, cpu_s=3.0, memory_mb=512, max_output_bytes=4096, file_size_mb=8,

@@ -4,7 +4,6 @@ through call proxies, so patching the test machinery from the candidate is usele
 from __future__ import annotations
 
 import pytest
-
 from python_env.server.sandbox import Limits, Sandbox
 
 pytestmark = pytest.mark.timeout(60)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import pytest
-
 from python_env.server.sandbox import CaseOutcome, CaseSpec, Limits, Sandbox
 
 pytestmark = pytest.mark.timeout(60)
@@ -73,8 +72,13 @@ def test_exit_mid_run_fails_the_rest(sb: Sandbox, escape: str) -> None:
     assert all(o.status in ("crash", "error") for o in res.outcomes[2:])
 
 
+def _line(i: int, out: int) -> str:
+    """A result line as the harness would write it (newline escaped for source code)."""
+    return '{"i": ' + str(i) + ', "s": "ok", "o": ' + str(out) + '}\\n'
+
+
 def test_fake_result_lines_on_stdout(sb: Sandbox) -> None:
-    fake = "".join('{"i": %d, "s": "ok", "o": %d}\\n' % (i, 2 * i + 1) for i in range(6))
+    fake = "".join(_line(i, 2 * i + 1) for i in range(6))
     src = f"import sys\nsys.stdout.write('{fake}')\ndef add(a, b):\n    print('{fake}')\n    return 0\n"
     assert graded(sb, src) == [False] * 6
 
@@ -82,7 +86,7 @@ def test_fake_result_lines_on_stdout(sb: Sandbox) -> None:
 def test_forged_lines_on_every_fd(sb: Sandbox) -> None:
     # the candidate knows the right answers but returns wrong ones, and writes the
     # right answers to every fd it can find: no case may pass
-    forged = "".join('{"i": %d, "s": "ok", "o": %d}\\n' % (i, 2 * i + 1) for i in range(6))
+    forged = "".join(_line(i, 2 * i + 1) for i in range(6))
     src = ("import os\nfor fd in range(3, 21):\n    try:\n"
            f"        os.write(fd, b'{forged}')\n    except OSError:\n        pass\n"
            "def add(a, b):\n    for fd in range(3, 21):\n        try:\n"
@@ -94,7 +98,7 @@ def test_forged_lines_on_every_fd(sb: Sandbox) -> None:
 def test_forged_lines_then_exit(sb: Sandbox) -> None:
     # forging results for cases, then exiting before the harness reports: only the
     # outputs the candidate itself computed can be claimed, and wrong claims fail
-    forged = "".join('{"i": %d, "s": "ok", "o": 999}\\n' % i for i in range(6))
+    forged = "".join(_line(i, 999) for i in range(6))
     src = f"import os\nos.write(3, b'{forged}')\nos._exit(0)\n"
     assert graded(sb, src) == [False] * 6
 

@@ -11,7 +11,6 @@ import time
 import uuid
 
 import pytest
-
 from python_env.server.sandbox import Limits, Sandbox
 
 pytestmark = pytest.mark.timeout(60)

@@ -8,7 +8,6 @@ import signal
 import uuid
 
 import pytest
-
 from python_env.server.sandbox import IsolationReport, Limits, Sandbox
 from python_env.server.sandbox.isolation import ALWAYS, DISABLE_ENV, LAYERS, OPTIONAL
 

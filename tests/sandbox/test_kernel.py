@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 
 import pytest
-
 from python_env.server.sandbox import Limits, Sandbox
 
 pytestmark = pytest.mark.timeout(60)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from python_env.server.sandbox import to_plain
 from python_env.server.sandbox.plain import Unserializable, decode, dumps, encode
 

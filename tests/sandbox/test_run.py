@@ -7,7 +7,6 @@ import signal
 import threading
 
 import pytest
-
 from python_env.server.sandbox import Limits, RunResult, Sandbox
 
 pytestmark = pytest.mark.timeout(60)
