@@ -7,7 +7,10 @@ Run: `python -m python_env.server.app --port 8000` (or the `python-env-server` s
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
@@ -42,6 +45,18 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         custom_tab_name="Python",
         custom_tab_primary=True,
     )
+
+    # Start the sandbox and load the task bank before serving, so /health means "ready"
+    # and no first request pays for it.
+    serve = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(get_runtime)
+        async with serve(app_):
+            yield
+
+    app.router.lifespan_context = lifespan
 
     @app.exception_handler(ActionError)
     async def action_error(_: Request, exc: ActionError) -> JSONResponse:

@@ -173,11 +173,10 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
         elif action.kind == "test":
             assert self._task is not None
             report = self.runtime.grader.visible_tests(self._task, state.solution)
-            observation = self._observe(
-                "test",
-                message=f"visible tests: {report.passed}/{report.total} passed",
-                tests=report,
-            )
+            summary = f"visible tests: {report.passed}/{report.total} passed"
+            if report.error:
+                summary = f"visible tests could not run: {report.error}"
+            observation = self._observe("test", message=summary, tests=report)
         else:
             grade, summary = self._grade(action.findings)
             observation = self._observe("submit", message=summary, grade=grade)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 from websockets.sync.client import connect
 
@@ -114,21 +115,26 @@ def test_step_after_done_is_an_error_then_reset_works(server):
 
 
 def test_hostile_code_through_the_server_leaves_it_serving(server):
-    hostile = [
-        "while True: pass",
-        "import os; os.kill(os.getppid(), 9)",
-        "import os; os.kill(-1, 9)",
-        "x = bytearray(8 * 1024**3)",
-        "print('A' * (200 * 1024**2))",
-        "import ctypes; ctypes.string_at(0)",
-        "import socket; socket.create_connection(('127.0.0.1', 1), timeout=1)",
-    ]
-    with connect(server.ws_url) as ws:
-        send(ws, {"type": "reset", "data": {}})
-        for code in hostile:
-            reply = step(ws, kind="run", code=code, persistent=False)
-            assert reply["type"] == "observation", (code, reply)
-            run = reply["data"]["observation"]["run"]
-            assert run["exit_code"] != 0 or run["timed_out"] or run["stdout_truncated"], code
-        reply = step(ws, kind="run", code="print('alive')")
-        assert reply["data"]["observation"]["run"]["stdout"] == "alive\n"
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    hostile = {
+        "while True: pass": lambda r: r["timed_out"],
+        "import os; os.kill(os.getppid(), 9)": lambda r: True,  # the server must survive
+        "import os; os.kill(-1, 9)": lambda r: True,
+        "x = bytearray(8 * 1024**3)": lambda r: r["memory_exceeded"],
+        "print('A' * (200 * 1024**2))": lambda r: r["stdout_truncated"],
+        "import ctypes; ctypes.string_at(0)": lambda r: r["signal"] == 11,
+        f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=2); "
+        "print('connected')": lambda r: r["exception_type"] and "connected" not in r["stdout"],
+    }
+    try:
+        with connect(server.ws_url) as ws:
+            send(ws, {"type": "reset", "data": {}})
+            for code, contained in hostile.items():
+                reply = step(ws, kind="run", code=code, persistent=False)
+                assert reply["type"] == "observation", (code, reply)
+                assert contained(reply["data"]["observation"]["run"]), (code, reply)
+            reply = step(ws, kind="run", code="print('alive')")
+            assert reply["data"]["observation"]["run"]["stdout"] == "alive\n"
+    finally:
+        listener.close()
