@@ -3,7 +3,9 @@ the caller when a stream keeps flooding past it (so the child gets killed)."""
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Any
 
 
 class StreamCap:
@@ -53,6 +55,35 @@ class LineReader:
         if len(self.pending) > self.max_line:
             self.overflow = True
         return lines
+
+
+def parse_line(raw: bytes, max_depth: int = 120) -> dict[str, Any] | None:
+    """A JSON object from a child, or None if malformed or nested too deeply (a forged
+    line must not be able to blow the verifier's stack)."""
+    depth = peak = 0
+    in_str = esc = False
+    for ch in raw:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == 0x5C:
+                esc = True
+            elif ch == 0x22:
+                in_str = False
+        elif ch == 0x22:
+            in_str = True
+        elif ch in (0x5B, 0x7B):
+            depth += 1
+            peak = max(peak, depth)
+            if peak > max_depth:
+                return None
+        elif ch in (0x5D, 0x7D):
+            depth -= 1
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
 def read_some(fd: int, n: int = 1 << 16) -> bytes | None:

@@ -8,13 +8,12 @@ import itertools
 import os
 import secrets
 import shutil
+import signal
 import tempfile
 import threading
-import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any
 
 from .isolation import DISABLE_ENV, OPTIONAL
@@ -99,15 +98,19 @@ class Sandbox:
         self._counter = itertools.count()
         self._kernel_uids = itertools.count()
         self._closed = False
+        self._report: IsolationReport | None = None
         self._kernels: weakref.WeakSet[Any] = weakref.WeakSet()
         self._finalizer = weakref.finalize(self, _close_all, self._zygotes, self._base)
 
     # -- plumbing shared with kernel.py / cases.py
     @property
     def isolation(self) -> IsolationReport:
-        self._zygotes[0].ensure()
-        rep = self._zygotes[0].report
-        return IsolationReport(tuple(rep["active"]), dict(rep["unavailable"]))
+        """What the zygote found usable on this host (starts the first zygote)."""
+        if self._report is None:
+            self._zygotes[0].ensure()
+            rep = self._zygotes[0].report
+            self._report = IsolationReport(tuple(rep["active"]), dict(rep["unavailable"]))
+        return self._report
 
     def layer(self, name: str) -> bool:
         return name in self.isolation.active
@@ -152,7 +155,10 @@ class Sandbox:
                 os.chown(path, uid, uid)
             yield path
         finally:
-            shutil.rmtree(path, ignore_errors=True)
+            try:
+                os.rmdir(path)
+            except OSError:
+                shutil.rmtree(path, ignore_errors=True)
 
     def make_workdir(self, uid: int | None) -> str:
         path = os.path.join(self._base, f"k{next(self._counter)}")
@@ -237,7 +243,7 @@ def run_result(child: Child, lim: Limits, timed_out: bool, info: dict[str, Any],
                restarted: bool = False) -> RunResult:
     code, sig = child.status()
     cpu = child.cpu_ms
-    cpu_killed = sig is not None and sig in (24,) or (sig == 9 and cpu >= lim.cpu_s * 1000 - 50)
+    cpu_killed = sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= lim.cpu_s * 1000 - 50)
     exc = info.get("exc")
     return RunResult(
         stdout=child.out.text(), stderr=child.err.text(),
@@ -247,9 +253,3 @@ def run_result(child: Child, lim: Limits, timed_out: bool, info: dict[str, Any],
         exception_type=exc, exception_message=info.get("msg") if exc else None,
         wall_time_ms=child.wall_ms, cpu_time_ms=cpu, kernel_restarted=restarted)
 
-
-def elapsed_ms(t0: float) -> float:
-    return (time.monotonic() - t0) * 1000
-
-
-__all__ = ["Sandbox", "SlotPool", "run_result", "replace"]

@@ -21,10 +21,10 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .capture import StreamCap, read_some
+from .capture import StreamCap, parse_line, read_some
 from .engine import check_files
 from .records import Limits, RunResult, SandboxError
-from .spawn import KILL_GRACE_S, memfd
+from .spawn import KILL_GRACE_S, devnull, memfd
 
 if TYPE_CHECKING:
     from .engine import Sandbox
@@ -154,7 +154,7 @@ class Kernel:
         os.set_blocking(out_w, True)
         os.set_blocking(err_w, True)
         pay = memfd(payload)
-        sin = memfd(stdin.encode()) if stdin else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        sin = memfd(stdin.encode()) if stdin else os.dup(devnull())
         t0 = time.monotonic()
         cpu0 = p.cpu_s()
         reply: dict[str, Any] | None = None
@@ -186,9 +186,9 @@ class Kernel:
                             msg = p.ctl.recv(1 << 16)
                         except OSError:
                             msg = b""
-                        if msg:
-                            reply = json.loads(msg)
-                        else:
+                        reply = parse_line(msg) if msg else None
+                        if reply is None:  # the cell broke the control channel
+                            p.kill()
                             p.poll_exit(KILL_GRACE_S)
                     elif key.data == "exit":
                         p.poll_exit(KILL_GRACE_S)

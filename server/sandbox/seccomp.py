@@ -1,6 +1,6 @@
 """A seccomp-BPF syscall filter built by hand (no libseccomp), installed via prctl.
 
-Blocks what a test program never needs and an escape usually does: non-AF_UNIX
+Blocks what a test program never needs and an escape usually does: kill(-1), non-AF_UNIX
 sockets (all network, even when no network namespace is available), namespace and
 mount manipulation, ptrace and cross-process memory access, kernel keyrings, bpf,
 io_uring (which bypasses seccomp), module loading, perf, kexec, reboot. Blocked calls
@@ -18,7 +18,7 @@ from . import syscalls as sc
 
 _ARCH = {  # machine -> (AUDIT_ARCH, {name: nr})
     "x86_64": (0xC000003E, dict(
-        socket=41, clone=56, clone3=435, ptrace=101, mount=165, umount2=166, pivot_root=155,
+        socket=41, clone=56, kill=62, clone3=435, ptrace=101, mount=165, umount2=166, pivot_root=155,
         chroot=161, unshare=272, setns=308, bpf=321, keyctl=250, add_key=248,
         request_key=249, io_uring_setup=425, io_uring_enter=426, io_uring_register=427,
         perf_event_open=298, kexec_load=246, kexec_file_load=320, init_module=175,
@@ -31,7 +31,7 @@ _ARCH = {  # machine -> (AUDIT_ARCH, {name: nr})
         lookup_dcookie=212, uselib=134, personality=135,
     )),
     "aarch64": (0xC00000B7, dict(
-        socket=198, clone=220, clone3=435, ptrace=117, mount=40, umount2=39, pivot_root=41,
+        socket=198, clone=220, kill=129, clone3=435, ptrace=117, mount=40, umount2=39, pivot_root=41,
         chroot=51, unshare=97, setns=268, bpf=280, keyctl=219, add_key=217, request_key=218,
         io_uring_setup=425, io_uring_enter=426, io_uring_register=427, perf_event_open=241,
         kexec_load=104, kexec_file_load=294, init_module=105, finit_module=273,
@@ -64,12 +64,14 @@ def _ins(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
 def build_filter(machine: str = sc.MACHINE) -> bytes:
     """Return the BPF program bytes for this machine (KeyError if unsupported)."""
     arch, nr = _ARCH[machine]
-    blocked = [n for name, n in nr.items() if name not in ("socket", "clone", "clone3")]
+    special = ("socket", "clone", "clone3", "kill")
+    blocked = [n for name, n in nr.items() if name not in special]
     body = [(_JGE, _X32_BIT, "eperm"), (_JEQ, nr["socket"], "socket"),
-            (_JEQ, nr["clone"], "clone"), (_JEQ, nr["clone3"], "enosys")]
+            (_JEQ, nr["clone"], "clone"), (_JEQ, nr["clone3"], "enosys"),
+            (_JEQ, nr["kill"], "kill")]
     body += [(_JEQ, n, "eperm") for n in blocked]
     e = 5 + len(body)  # index of the EPERM return, right after the fallthrough ALLOW
-    targets = {"eperm": e, "enosys": e + 1, "socket": e + 3, "clone": e + 7}
+    targets = {"eperm": e, "enosys": e + 1, "socket": e + 3, "clone": e + 7, "kill": e + 11}
     prog = [
         _ins(_LD_ABS_W, 4), _ins(_JEQ, arch, 1, 0), _ins(_RET, _KILL_PROCESS),  # arch
         _ins(_LD_ABS_W, 0),                                                   # nr
@@ -85,6 +87,9 @@ def build_filter(machine: str = sc.MACHINE) -> bytes:
     assert len(prog) == targets["clone"]
     ns_flags = sc.NAMESPACE_FLAGS & ~sc.CLONE_NEWTIME          # 0x80 is CSIGNAL for clone()
     prog += [_ins(_LD_ABS_W, 16), _ins(_JSET, ns_flags, 0, 1),  # clone(flags): no namespaces
+             _ins(_RET, _ERRNO | errno.EPERM), _ins(_RET, _ALLOW)]
+    assert len(prog) == targets["kill"]
+    prog += [_ins(_LD_ABS_W, 16), _ins(_JEQ, 0xFFFFFFFF, 0, 1),  # kill(-1, sig): everyone
              _ins(_RET, _ERRNO | errno.EPERM), _ins(_RET, _ALLOW)]
     assert max(targets.values()) - 4 < 256
     return b"".join(prog)

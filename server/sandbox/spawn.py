@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .capture import LineReader, StreamCap, read_some
+from .capture import LineReader, StreamCap, parse_line, read_some
 from .isolation import BASE_ENV
 from .records import SandboxError
 from .zygote import BOOTSTRAP
@@ -129,6 +129,16 @@ def memfd(data: bytes, name: str = "sbx") -> int:
     return fd
 
 
+_DEVNULL: list[int] = []
+
+
+def devnull() -> int:
+    """A shared read-only /dev/null fd (dup it before handing it out)."""
+    if not _DEVNULL:
+        _DEVNULL.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+    return _DEVNULL[0]
+
+
 def _pipe(nonblock_read: bool = True) -> tuple[int, int]:
     r, w = os.pipe2(os.O_CLOEXEC)
     if nonblock_read:
@@ -155,7 +165,7 @@ class Child:
         self.err_r, err_w = _pipe()
         self.res_r, res_w = _pipe()
         pay = memfd(json.dumps(payload).encode())
-        sin = memfd(stdin.encode()) if stdin else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        sin = memfd(stdin.encode()) if stdin else os.dup(devnull())
         fds = [pay, sin, out_w, err_w, res_w]
         to_close += fds
         self.req_w: int | None = None
@@ -165,6 +175,7 @@ class Child:
                 fcntl.fcntl(self.req_w, F_SETPIPE_SZ, 1 << 20)
             except OSError:
                 pass
+            os.set_blocking(self.req_w, False)
             fds.append(req_r)
             to_close.append(req_r)
         self.t0 = time.monotonic()
@@ -199,14 +210,20 @@ class Child:
                 pass
 
     def send(self, obj: dict[str, Any]) -> bool:
-        """Write one request line (fits the enlarged pipe: never blocks long)."""
+        """Write one request line without ever blocking (the pipe was enlarged; a child
+        that does not read its requests, or a message that does not fit, gets False;
+        a partial write corrupts the stream, so then the child is killed)."""
         if self.req_w is None:
             return False
+        data = (json.dumps(obj) + "\n").encode()
         try:
-            os.write(self.req_w, (json.dumps(obj) + "\n").encode())
-            return True
+            n = os.write(self.req_w, data)
         except OSError:
             return False
+        if n != len(data):
+            self.kill("request channel full")
+            return False
+        return True
 
     def close_requests(self) -> None:
         if self.req_w is not None:
@@ -245,12 +262,8 @@ class Child:
 
     def _feed_lines(self, data: bytes) -> None:
         for raw in self.lines.feed(data):
-            try:
-                obj = json.loads(raw)
-            except ValueError:
-                obj = None
             if self.on_line is not None:
-                self.on_line(self, obj if isinstance(obj, dict) else None)
+                self.on_line(self, parse_line(raw))
         if self.lines.overflow:
             self.kill("result channel overflow")
 

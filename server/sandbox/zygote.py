@@ -139,6 +139,7 @@ class Zygote:
                 os.dup2(fd, target)
             sc.close_fds_from(max(targets) + 1)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             isolation.apply_child(self.pol, workdir=header["workdir"], uid=header.get("uid"),
                                   limits=header["limits"], dumpable=header.get("dumpable", True),
                                   ruleset_fd=rfd)

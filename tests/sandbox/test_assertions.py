@@ -98,3 +98,11 @@ def test_helpers_importable_from_solution(sb: Sandbox) -> None:
     src = GOOD + "def helper(x):\n    return x * 2\n"
     tests = "from solution import helper\ndef test_h():\n    assert helper(4) == 8\n"
     assert verdict(sb, src, tests) == {"test_h": True}
+
+
+def test_candidate_that_never_reads_requests_cannot_hang_the_relay(sb: Sandbox) -> None:
+    src = ("import os\nfor i in range(1, 200):\n    os.write(3, ('{\"id\": %d, \"ok\": 5}\\n' % i).encode())\n"
+           "import time\ntime.sleep(60)\ndef add(a, b):\n    return a + b\n")
+    tests = "def test_big():\n    for _ in range(50):\n        add(list(range(100000)), [])\n"
+    res = sb.run_assertions(src, tests + CHECK, entry_point="add", limits=Limits(wall_s=3))
+    assert not any(t.passed for t in res.tests)

@@ -125,3 +125,18 @@ def test_program_cases_via_stdin(sb: Sandbox) -> None:
     assert res.outcomes[2].error == "ValueError: neg"
     bad = sb.run_cases("print(", cases, entry_point=None)
     assert bad.load_error and bad.load_error.startswith("SyntaxError")
+
+
+def test_malformed_and_deeply_nested_result_lines(sb: Sandbox) -> None:
+    src = ("import os\nos.write(3, b'[' * 200000 + b'\\n')\nos.write(3, b'{\"i\": 0, \"s\": \"ok\", "
+           "\"o\": ' + b'[' * 5000 + b']' * 5000 + b'}\\n')\nos.write(3, b'not json\\n')\n"
+           "def add(a, b):\n    return a + b\n")
+    res = sb.run_cases(src, CASES[:2], entry_point="add")
+    assert [o.status for o in res.outcomes] == ["ok", "ok"]
+    assert [o.output for o in res.outcomes] == [1, 3]
+
+
+def test_main_guard_runs_in_programs(sb: Sandbox) -> None:
+    src = "def main():\n    print(input().upper())\nif __name__ == '__main__':\n    main()\n"
+    res = sb.run_cases(src, [CaseSpec(stdin="abc")], entry_point=None)
+    assert res.outcomes[0].output == "ABC\n"

@@ -106,3 +106,13 @@ def test_kernels_are_isolated_from_each_other(sb: Sandbox) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_cell_that_breaks_the_control_channel(sb: Sandbox) -> None:
+    k = sb.kernel(K)
+    try:
+        r = k.run("import os\nos.write(3, b'garbage')\nos.close(3)")
+        assert r.exit_code is None or r.exception_type is not None or not k.alive
+        assert k.run("print(1)").stdout == "1\n"
+    finally:
+        k.close()

@@ -120,3 +120,15 @@ def test_closed_sandbox_refuses() -> None:
     s.close()  # idempotent
     with pytest.raises(Exception, match="closed"):
         s.run("print(1)")
+
+
+def test_no_fd_leaks_in_the_parent(sb: Sandbox) -> None:
+    sb.run("pass")
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        sb.run("print(1)", stdin="x")
+        sb.run("import os; os._exit(3)")
+    k = sb.kernel()
+    k.run("x = 1")
+    k.close()
+    assert len(os.listdir("/proc/self/fd")) <= before + 1
