@@ -376,20 +376,18 @@ class Grader:
             return self._report(task, 0.0, 0, n_cases, f"solution does not parse: {problem}")
         if task.family == "optimize":
             return self._grade_optimize(task, solution)
-        passed, total, notes = self._correctness(task, solution, task.hidden_cases and _specs(task))
+        passed, total, notes = self._correctness(task, solution)
         score = passed / total if total else 0.0
         return self._report(task, score, passed, total, self._summary(passed, total, notes))
 
-    def _correctness(
-        self, task: Task, solution: str, specs: Sequence[CaseSpec] | tuple[()]
-    ) -> tuple[int, int, list[str]]:
+    def _correctness(self, task: Task, solution: str) -> tuple[int, int, list[str]]:
         """Run all hidden cases (and hidden tests); return (passed, total, notes)."""
         notes: list[str] = []
         passed = total = 0
-        if specs:
+        if task.hidden_cases:
             expected = self.expected(task)
             result = self.sandbox.run_cases(
-                solution, list(specs), entry_point=task.entry_point, limits=self.limits_for(task)
+                solution, _specs(task), entry_point=task.entry_point, limits=self.limits_for(task)
             )
             p, n = self._count(task, expected, result, notes)
             passed, total = passed + p, total + n
