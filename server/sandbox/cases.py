@@ -13,6 +13,7 @@ with the test code, so it cannot patch its asserts, builtins or reporting.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,14 @@ def run_cases(sb: Sandbox, source: str, cases: Sequence[CaseSpec], *,
         return _run_programs(sb, source, cases, limits)
     payload = {"source": source, "entry_point": entry_point,
                "cases": [_encode_case(c) for c in cases]}
+    result, lost = _cases_once(sb, payload, len(cases), limits)
+    if lost:  # the zygote died under the run (not the candidate's doing): once more
+        result, _ = _cases_once(sb, payload, len(cases), limits)
+    return result
+
+
+def _cases_once(sb: Sandbox, payload: dict[str, Any], n: int,
+                limits: Limits) -> tuple[CasesResult, bool]:
     got: dict[int, CaseOutcome] = {}
     bad: set[int] = set()
     state: dict[str, Any] = {"load_error": None}
@@ -58,7 +67,7 @@ def run_cases(sb: Sandbox, source: str, cases: Sequence[CaseSpec], *,
             state["load_error"] = str(obj["load_error"])[:4000]
             return
         i, s = obj.get("i"), obj.get("s")
-        if type(i) is not int or not 0 <= i < len(cases) or s not in _STATUSES:
+        if type(i) is not int or not 0 <= i < n or s not in _STATUSES:
             return
         out = CaseOutcome(s, obj.get("o") if s == "ok" else None,
                           None if s == "ok" else str(obj.get("e", ""))[:4000])
@@ -76,10 +85,11 @@ def run_cases(sb: Sandbox, source: str, cases: Sequence[CaseSpec], *,
             finally:
                 child.close()
     code, sig = child.status()
-    timed_out = timed_out or sig == 24 or (sig == 9 and child.cpu_ms >= limits.cpu_s * 1000 - 50)
+    timed_out = timed_out or sig == signal.SIGXCPU or (
+        sig == signal.SIGKILL and child.cpu_ms >= limits.cpu_s * 1000 - 50)
     load_error = state["load_error"]
     outcomes: list[CaseOutcome] = []
-    for i in range(len(cases)):
+    for i in range(n):
         if load_error is not None:
             outcomes.append(CaseOutcome("error", None, load_error))
         elif i in bad:
@@ -98,7 +108,7 @@ def run_cases(sb: Sandbox, source: str, cases: Sequence[CaseSpec], *,
     return CasesResult(outcomes=outcomes, load_error=load_error, timed_out=timed_out,
                        memory_exceeded=mem, cpu_time_ms=child.cpu_ms,
                        wall_time_ms=child.wall_ms, stdout=child.out.text(),
-                       stderr=child.err.text())
+                       stderr=child.err.text()), child.lost
 
 
 def _run_programs(sb: Sandbox, source: str, cases: Sequence[CaseSpec],

@@ -186,6 +186,14 @@ class Sandbox:
                       limits: Limits | None = None) -> tuple[RunResult, dict[str, Any]]:
         lim = limits or self.limits
         payload = {"code": code, "files": check_files(files)}
+        for _attempt in range(2):
+            result, info, lost = self._run_once(payload, stdin, lim)
+            if not lost:
+                break
+        return result, info
+
+    def _run_once(self, payload: dict[str, Any], stdin: str,
+                  lim: Limits) -> tuple[RunResult, dict[str, Any], bool]:
         with self.slot() as slot:
             uid = self.uid_for(slot, 0)
             with self.workdir(slot, 0, uid) as wd:
@@ -201,7 +209,7 @@ class Sandbox:
                     timed_out = pump([child], child.t0 + lim.wall_s)
                 finally:
                     child.close()
-        return run_result(child, lim, timed_out, info), info
+        return run_result(child, lim, timed_out, info), info, child.lost
 
     def kernel(self, limits: Limits | None = None) -> Any:
         from .kernel import Kernel

@@ -247,6 +247,11 @@ class Child:
         return (self.t1 - self.t0) * 1000 if self.t1 else 0.0
 
     @property
+    def lost(self) -> bool:
+        """The zygote died under this child (engine failure, worth one retry)."""
+        return bool((self.exit or {}).get("lost")) and self.killed_for != "timeout"
+
+    @property
     def cpu_ms(self) -> float:
         e = self.exit or {}
         return (float(e.get("utime", 0.0)) + float(e.get("stime", 0.0))) * 1000
@@ -300,7 +305,7 @@ def pump(children: list[Child], deadline: float,
                 c, what = key.data
                 if what == "exit":
                     _on_exit(c, sel)
-                else:
+                elif c.exit is None:  # after the exit notice the pipes were drained
                     _on_data(c, what, sel)
     finally:
         sel.close()
@@ -315,7 +320,10 @@ def _on_data(c: Child, what: str, sel: selectors.BaseSelector, drain: bool = Fal
             return
         if not data:
             if not drain:
-                sel.unregister(fd)
+                try:
+                    sel.unregister(fd)
+                except (KeyError, ValueError):
+                    pass
             return
         if what == "res":
             c._feed_lines(data)
@@ -333,7 +341,8 @@ def _on_exit(c: Child, sel: selectors.BaseSelector) -> None:
     except OSError:
         msg = b""
     c.t1 = time.monotonic()
-    c.exit = json.loads(msg) if msg else {"exit": None}
+    # no message: the zygote died (and took the child with it): not the child's doing
+    c.exit = json.loads(msg) if msg else {"exit": None, "lost": True}
     for what in ("out", "err", "res"):
         _on_data(c, what, sel, drain=True)
     for fd in (c.out_r, c.err_r, c.res_r, c.reply):
