@@ -32,7 +32,7 @@ OPTIONAL = ("pid_namespace", "net_namespace", "mount_namespace", "uid_drop",
 LAYERS = ALWAYS + OPTIONAL
 DISABLE_ENV = "PYTHON_ENV_SANDBOX_DISABLE"
 
-HIDE_ROOTS = ("/root", "/home", "/work", "/srv", "/opt", "/var")
+HIDE_ROOTS = ("/root", "/home", "/work", "/srv", "/opt", "/var", "/tmp")
 HIDE_FILES = ("/etc/shadow", "/etc/gshadow")
 _SYSTEM_RO = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc/ld.so.cache",
               "/etc/localtime")

@@ -206,3 +206,12 @@ def test_namespace_and_privilege_escapes_fail(healthy: Sandbox) -> None:
                     "print(libc.mount(b'none', b'/tmp', b'tmpfs', 0, None))", limits=SHORT)
     lines = r.stdout.splitlines()
     assert lines[0] == "-1 -1" and lines[2] == "-1", r
+
+
+def test_max_processes_one_means_no_forking(healthy: Sandbox) -> None:
+    if "uid_drop" not in healthy.isolation.active:
+        pytest.skip("RLIMIT_NPROC is not enforced for root without a per-slot uid")
+    r = healthy.run("import os\ntry:\n    os.fork()\n    print('forked')\n"
+                    "except OSError as e:\n    print(type(e).__name__)",
+                    limits=Limits(wall_s=5, max_processes=1))
+    assert r.stdout == "BlockingIOError\n", r

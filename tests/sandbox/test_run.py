@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 import pytest
 from python_env.server.sandbox import Limits, RunResult, Sandbox
@@ -132,3 +133,29 @@ def test_no_fd_leaks_in_the_parent(sb: Sandbox) -> None:
     k.run("x = 1")
     k.close()
     assert len(os.listdir("/proc/self/fd")) <= before + 1
+
+
+def test_runs_survive_zygote_kills_under_load() -> None:
+    with Sandbox(slots=2) as s:
+        s.run("pass")
+        bad: list[object] = []
+        stop = threading.Event()
+
+        def worker() -> None:
+            while not stop.is_set():
+                r = s.run("print(7)")
+                if r.stdout != "7\n":
+                    bad.append(r)
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for _ in range(2):
+            time.sleep(0.4)
+            for pid in s.zygote_pids():
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.4)
+        stop.set()
+        for t in threads:
+            t.join(30)
+        assert bad == []
