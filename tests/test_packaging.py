@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = r"""
-import json, sys
+import contextlib, io, json, sys
 from importlib.resources import files
 from openenv import AutoAction, AutoEnv
 import python_env
@@ -28,7 +28,9 @@ def qualname(obj):
 names = {n: qualname(AutoEnv.from_env(n, base_url=url)) for n in ("python-env", "python_env", "python")}
 action = AutoAction.from_env("python-env")
 info = AutoEnv.get_env_info("python")
-envs = AutoEnv.list_environments() if hasattr(AutoEnv, "list_environments") else None
+printed = io.StringIO()
+with contextlib.redirect_stdout(printed):
+    AutoEnv.list_environments()  # prints a table
 yaml_text = (files("python_env") / "openenv.yaml").read_text()
 client = AutoEnv.from_env("python-env", base_url=url)
 with client.sync() as env:
@@ -38,7 +40,7 @@ print(json.dumps({
     "clients": names,
     "action": action.__module__ + "." + action.__name__,
     "info": {k: str(v) for k, v in (info.items() if isinstance(info, dict) else vars(info).items())},
-    "listed": str(envs),
+    "listed": printed.getvalue(),
     "yaml": yaml_text,
     "stdout": out,
     "module_file": python_env.__file__,
@@ -87,7 +89,7 @@ def test_wheel_ships_yaml_and_is_discovered(fresh_venv, server):
     assert set(report["clients"].values()) == {"python_env.client.PythonEnv"}
     assert report["action"] == "python_env.models.PythonAction"
     assert "python-env:latest" in json.dumps(report["info"])
-    assert "python" in report["listed"]
+    assert "openenv-python-env" in report["listed"]
     assert "default_image: python-env:latest" in report["yaml"]
     assert report["stdout"] == "1024\n"
     assert str(work / "venv") in report["module_file"]  # the wheel, not the checkout
