@@ -113,7 +113,9 @@ def lines(expected: Any, actual: Any, tol: float) -> bool:
 
 def tokens(expected: Any, actual: Any, tol: float) -> bool:
     """Program output: same whitespace-separated tokens."""
-    return isinstance(expected, str) and isinstance(actual, str) and expected.split() == actual.split()
+    return (
+        isinstance(expected, str) and isinstance(actual, str) and expected.split() == actual.split()
+    )
 
 
 def loose(expected: Any, actual: Any, tol: float) -> bool:
@@ -212,6 +214,13 @@ def _specs(task: Task, timing: bool | None = None) -> list[CaseSpec]:
     return out
 
 
+def _entry(task: Task) -> str:
+    """The entry point test code calls (tests need one: programs use examples instead)."""
+    if task.entry_point is None:
+        raise TaskError(f"{task.id}: test code needs an entry point")
+    return task.entry_point
+
+
 def _describe(outcome: CaseOutcome | None) -> str:
     if outcome is None:
         return "did not run (the run was stopped)"
@@ -277,7 +286,9 @@ class Grader:
             return []
         limits = self.limits_for(task)
         # the reference gets a generous budget: it must never be the one that times out
-        limits = dataclasses.replace(limits, cpu_s=max(limits.cpu_s, 20.0), wall_s=max(limits.wall_s, 40.0))
+        limits = dataclasses.replace(
+            limits, cpu_s=max(limits.cpu_s, 20.0), wall_s=max(limits.wall_s, 40.0)
+        )
         result = self.sandbox.run_cases(
             task.reference_solution, specs, entry_point=task.entry_point, limits=limits
         )
@@ -318,7 +329,7 @@ class Grader:
         if problem:
             return TestReport(error=f"SyntaxError: {problem}")
         result = self.sandbox.run_assertions(
-            solution, task.visible_tests, entry_point=task.entry_point, limits=self.limits_for(task)
+            solution, task.visible_tests, entry_point=_entry(task), limits=self.limits_for(task)
         )
         results = [
             TestCaseResult(name=t.name, passed=t.passed, message=(t.message or "")[:2000])
@@ -345,15 +356,19 @@ class Grader:
         results = []
         for i, (name, ex) in enumerate(zip(names, task.visible_examples, strict=True)):
             outcome = result.outcomes[i] if i < len(result.outcomes) else None
-            ok = outcome is not None and outcome.status == "ok" and compare(
-                task.comparator, ex.expected, outcome.output, task.tolerance
+            ok = (
+                outcome is not None
+                and outcome.status == "ok"
+                and compare(task.comparator, ex.expected, outcome.output, task.tolerance)
             )
             if ok:
                 message = ""
             elif outcome is not None and outcome.status == "ok":
                 message = f"expected {ex.expected!r}, got {outcome.output!r}"[:2000]
             else:
-                message = _describe(outcome) + (f": {outcome.error}"[:2000] if outcome and outcome.error else "")
+                message = _describe(outcome) + (
+                    f": {outcome.error}"[:2000] if outcome and outcome.error else ""
+                )
             results.append(TestCaseResult(name=name, passed=ok, message=message))
         return TestReport(
             passed=sum(r.passed for r in results),
@@ -397,7 +412,11 @@ class Grader:
         return passed, total, notes
 
     def _count(
-        self, task: Task, expected: list[Expected], result: CasesResult, notes: list[str],
+        self,
+        task: Task,
+        expected: list[Expected],
+        result: CasesResult,
+        notes: list[str],
         offset: int = 0,
     ) -> tuple[int, int]:
         if result.load_error:
@@ -421,7 +440,9 @@ class Grader:
 
     def _hidden_tests(self, task: Task, solution: str, notes: list[str]) -> tuple[int, int]:
         result = self.sandbox.run_assertions(
-            solution, task.hidden_test_code, entry_point=task.entry_point,
+            solution,
+            task.hidden_test_code,
+            entry_point=_entry(task),
             limits=self.limits_for(task),
         )
         total = max(len(result.tests), 1)
@@ -442,7 +463,11 @@ class Grader:
 
     @staticmethod
     def _report(
-        task: Task, score: float, passed: int, total: int, feedback: str,
+        task: Task,
+        score: float,
+        passed: int,
+        total: int,
+        feedback: str,
         details: dict[str, float] | None = None,
     ) -> GradeReport:
         score = min(1.0, max(0.0, score))
@@ -465,12 +490,14 @@ class Grader:
         passed = 0
         if small:
             result = self.sandbox.run_cases(
-                solution, [_specs(task)[i] for i in small], entry_point=task.entry_point,
+                solution,
+                [_specs(task)[i] for i in small],
+                entry_point=task.entry_point,
                 limits=self.limits_for(task),
             )
             passed += self._count(task, [expected[i] for i in small], result, notes)[0]
         timing = self._time(task, solution, [expected[i] for i in large], notes)
-        passed += timing["large_passed"]
+        passed += int(timing["large_passed"])
         total = len(task.hidden_cases)
         correctness = passed / total if total else 0.0
         speed = timing["speed"] if passed == total else 0.0
@@ -509,11 +536,15 @@ class Grader:
             allowed_ms = statistics.median(ref_times) * task.speed_slack + TIMING_FLOOR_MS
             cap_s = max(0.5, allowed_ms * TOO_SLOW_FACTOR / 1000.0)
             cand = self.sandbox.run_cases(
-                solution, specs, entry_point=task.entry_point,
+                solution,
+                specs,
+                entry_point=task.entry_point,
                 limits=self.limits_for(task, cpu_s=cap_s),
             )
             round_notes: list[str] = []
-            ok, _ = self._count(task, expected, cand, round_notes, offset=len(task.hidden_cases) - len(specs))
+            ok, _ = self._count(
+                task, expected, cand, round_notes, offset=len(task.hidden_cases) - len(specs)
+            )
             if round_no == 0:
                 large_passed = ok
                 notes.extend(n for n in round_notes if "time limit" not in n)

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from python_env.models import ReviewFinding
 from python_env.server.grading import (
     COMPARATORS,
@@ -93,7 +92,10 @@ def test_unknown_and_custom_comparators() -> None:
 
 
 def test_a_crashing_comparator_is_a_failure() -> None:
-    register_comparator("boom", lambda e, a, tol: 1 / 0)
+    def boom(expected: Any, actual: Any, tol: float) -> bool:
+        raise ZeroDivisionError
+
+    register_comparator("boom", boom)
     try:
         assert compare("boom", 1, 1) is False
     finally:
@@ -235,7 +237,11 @@ def test_hidden_data_never_appears_in_reports(grader: Grader, bank: TaskBank, ta
     expected = grader.expected(task)
     needles = [n for e in expected if e.ok for n in _distinctive(e.value)]
     needles += [
-        n for c in task.hidden_cases if not c.timing for a in (*c.args, c.stdin) for n in _distinctive(a)
+        n
+        for c in task.hidden_cases
+        if not c.timing
+        for a in (*c.args, c.stdin)
+        for n in _distinctive(a)
     ]
     assert needles, "pick a task with distinctive hidden data"
     leaky = (
@@ -330,7 +336,9 @@ def test_reward_hacks_score_zero(grader: Grader, bank: TaskBank, name: str) -> N
     assert report.cases_passed == 0
 
 
-@pytest.mark.parametrize("name", ["sys.exit", "os._exit", "fake PASSED lines", "pytest.skip in module"])
+@pytest.mark.parametrize(
+    "name", ["sys.exit", "os._exit", "fake PASSED lines", "pytest.skip in module"]
+)
 def test_reward_hacks_fail_program_tasks_too(grader: Grader, bank: TaskBank, name: str) -> None:
     task = bank.get("implement-sum-lines")
     report = grader.grade(task, HACKS[name])

@@ -25,7 +25,9 @@ class UnknownTaskError(KeyError):
         self.known = known
 
     def __str__(self) -> str:
-        return f"unknown task id {self.task_id!r} (the bank has {self.known} tasks; see summaries())"
+        return (
+            f"unknown task id {self.task_id!r} (the bank has {self.known} tasks; see summaries())"
+        )
 
 
 class TaskBank:

@@ -60,7 +60,11 @@ def _call_of(test: ast.expr) -> tuple[ast.Call, float | None] | None:
     """The candidate call an assert checks (and a float tolerance), if it is simple."""
     if _is_candidate_call(test):
         return test, None  # type: ignore[return-value]
-    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not) and _is_candidate_call(test.operand):
+    if (
+        isinstance(test, ast.UnaryOp)
+        and isinstance(test.op, ast.Not)
+        and _is_candidate_call(test.operand)
+    ):
         return test.operand, None  # type: ignore[return-value]
     if isinstance(test, ast.Compare) and len(test.ops) == 1:
         left, op = test.left, test.ops[0]
@@ -88,7 +92,9 @@ def _call_of(test: ast.expr) -> tuple[ast.Call, float | None] | None:
 def convert_check(test_code: str) -> tuple[list[tuple[Any, ...]], list[str], float] | None:
     """(argument tuples, assert source lines, tolerance) when `check` is all simple asserts."""
     tree = ast.parse(test_code)
-    check = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check"), None)
+    check = next(
+        (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check"), None
+    )
     if check is None:
         return None
     cases: list[tuple[Any, ...]] = []

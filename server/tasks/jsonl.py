@@ -52,7 +52,9 @@ def parse_jsonl(text: str, name: str, *, source: str = "jsonl") -> list[Task]:
         try:
             raw = json.loads(stripped)
         except json.JSONDecodeError as exc:
-            raise TaskFileError(f"{where}: not valid JSON: {exc.msg} (column {exc.colno})") from None
+            raise TaskFileError(
+                f"{where}: not valid JSON: {exc.msg} (column {exc.colno})"
+            ) from None
         if not isinstance(raw, dict):
             raise TaskFileError(f"{where}: a task must be a JSON object, got {type(raw).__name__}")
         try:
@@ -61,7 +63,9 @@ def parse_jsonl(text: str, name: str, *, source: str = "jsonl") -> list[Task]:
             label = f" (task {raw['id']!r})" if isinstance(raw.get("id"), str) else ""
             raise TaskFileError(f"{where}{label}: {exc}") from None
         if task.id in seen:
-            raise TaskFileError(f"{where}: duplicate task id {task.id!r} (first on line {seen[task.id]})")
+            raise TaskFileError(
+                f"{where}: duplicate task id {task.id!r} (first on line {seen[task.id]})"
+            )
         seen[task.id] = number
         tasks.append(task)
     return tasks

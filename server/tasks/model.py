@@ -158,15 +158,20 @@ class Task:
         lines = [PROGRAM_HELPER]
         for i, ex in enumerate(self.visible_examples, 1):
             lines.append(f"\ndef test_example_{i}():")
-            lines.append(f"    assert run_program({ex.stdin!r}).rstrip() == {ex.expected.rstrip()!r}")
-        if self.visible_tests:
-            lines.append("\n" + self.visible_tests)
+            lines.append(
+                f"    assert run_program({ex.stdin!r}).rstrip() == {ex.expected.rstrip()!r}"
+            )
         return "\n".join(lines) + "\n"
 
     def fingerprint(self) -> str:
         """Hash of everything that determines the expected outputs (cache key)."""
         h = hashlib.sha256()
-        for part in (self.id, self.reference_solution, self.entry_point or "", self.hidden_test_code):
+        for part in (
+            self.id,
+            self.reference_solution,
+            self.entry_point or "",
+            self.hidden_test_code,
+        ):
             h.update(part.encode())
             h.update(b"\0")
         for case in self.hidden_cases:

@@ -61,11 +61,7 @@ def _sites(tree: ast.Module) -> list[tuple[str, int]]:
             out.append(("op", i))
         elif isinstance(node, ast.Compare) and type(node.ops[0]) in _SWAPS:
             out.append(("cmp", i))
-        elif (
-            isinstance(node, ast.Constant)
-            and type(node.value) is int
-            and 0 <= node.value <= 100
-        ):
+        elif isinstance(node, ast.Constant) and type(node.value) is int and 0 <= node.value <= 100:
             out.append(("const", i))
         elif isinstance(node, ast.Constant) and type(node.value) is bool:
             out.append(("bool", i))
@@ -284,8 +280,10 @@ def procedural_tasks(tasks: Sequence[Task]) -> list[Task]:
         for k in range(1, 20):
             if made == SYNTAX_PER_TASK:
                 break
-            code = syntax_mutant(base, k, breaks={"easy": 1, "medium": 2, "hard": 3}[base.difficulty])
-            if code is not None:
+            broken = syntax_mutant(
+                base, k, breaks={"easy": 1, "medium": 2, "hard": 3}[base.difficulty]
+            )
+            if broken is not None:
                 made += 1
-                out.append(syntax_variant(base, made, code))
+                out.append(syntax_variant(base, made, broken))
     return out

@@ -141,7 +141,9 @@ def _defect(raw: Any, index: int, categories: tuple[str, ...], snippet: str) -> 
     if not isinstance(raw, dict):
         raise TaskError(f"{where}: must be an object")
     fix = raw.get("fix")
-    if not (isinstance(fix, list | tuple) and len(fix) == 2 and all(isinstance(s, str) for s in fix)):
+    if not (
+        isinstance(fix, list | tuple) and len(fix) == 2 and all(isinstance(s, str) for s in fix)
+    ):
         raise TaskError(f"{where}: 'fix' must be a pair [old, new] of strings")
     if snippet.count(fix[0]) != 1:
         raise TaskError(f"{where}: fix text {fix[0]!r} must occur exactly once in the snippet")
@@ -224,11 +226,15 @@ def build_task(spec: Mapping[str, Any], *, source: str = "builtin") -> Task:
         check_parses(visible_tests, "visible_tests")
     examples = []
     for i, ex in enumerate(spec.get("visible_examples") or ()):
-        if not (isinstance(ex, list | tuple) and len(ex) == 2 and all(isinstance(s, str) for s in ex)):
+        if not (
+            isinstance(ex, list | tuple) and len(ex) == 2 and all(isinstance(s, str) for s in ex)
+        ):
             raise TaskError(f"visible example {i}: must be a pair [stdin, expected_stdout]")
         examples.append(ProgramExample(stdin=ex[0], expected=ex[1]))
     if examples and not program:
         raise TaskError("visible_examples are for program tasks (entry_point null)")
+    if program and visible_tests:
+        raise TaskError("a program task shows visible_examples, not visible_tests code")
 
     raw_cases = spec.get("hidden_cases") or []
     if not isinstance(raw_cases, list | tuple):
@@ -237,6 +243,8 @@ def build_task(spec: Mapping[str, Any], *, source: str = "builtin") -> Task:
     hidden_test_code = _str(spec, "hidden_test_code", "")
     if hidden_test_code:
         check_parses(hidden_test_code, "hidden_test_code")
+        if program:
+            raise TaskError("hidden_test_code needs an entry_point (its tests call it)")
 
     categories = tuple(spec.get("review_categories") or ())
     defects: tuple[Defect, ...] = ()

@@ -95,7 +95,9 @@ def _check(grader: Grader, task: Task, problems: list[str]) -> None:
     if task.visible_tests or task.visible_examples:
         vis = grader.visible_tests(task, task.reference_solution)
         if vis.error or vis.passed < vis.total or vis.total == 0:
-            problems.append(f"reference fails visible tests: {vis.passed}/{vis.total} {vis.error or ''}")
+            problems.append(
+                f"reference fails visible tests: {vis.passed}/{vis.total} {vis.error or ''}"
+            )
     starter = grader.grade(task, task.starter_code, [] if task.family == "review" else None)
     if starter.passed:
         problems.append(f"starter passes (score {starter.score:.3f})")
@@ -111,25 +113,46 @@ def _check(grader: Grader, task: Task, problems: list[str]) -> None:
         _check_review(grader, task, problems)
 
 
-def _check_optimize(grader: Grader, task: Task, details: dict[str, float], problems: list[str]) -> None:
+def _check_optimize(
+    grader: Grader, task: Task, details: dict[str, float], problems: list[str]
+) -> None:
     if details.get("correctness", 0.0) < 1.0:
         # the starter may only fail timing cases by being too slow, never small ones
         small = [i for i, c in enumerate(task.hidden_cases) if not c.timing]
         expected = grader.expected(task)
-        specs = [CaseSpec(args=tuple(task.hidden_cases[i].args), kwargs=dict(task.hidden_cases[i].kwargs),
-                          stdin=task.hidden_cases[i].stdin) for i in small]
-        result = grader.sandbox.run_cases(task.starter_code, specs, entry_point=task.entry_point,
-                                          limits=grader.limits_for(task))
-        bad = [i for k, i in enumerate(small)
-               if not grader._case_passes(task, expected[i], result.outcomes[k] if k < len(result.outcomes) else None)]
+        specs = [
+            CaseSpec(
+                args=tuple(task.hidden_cases[i].args),
+                kwargs=dict(task.hidden_cases[i].kwargs),
+                stdin=task.hidden_cases[i].stdin,
+            )
+            for i in small
+        ]
+        result = grader.sandbox.run_cases(
+            task.starter_code, specs, entry_point=task.entry_point, limits=grader.limits_for(task)
+        )
+        bad = [
+            i
+            for k, i in enumerate(small)
+            if not grader._case_passes(
+                task, expected[i], result.outcomes[k] if k < len(result.outcomes) else None
+            )
+        ]
         if bad:
             problems.append(f"optimize starter is wrong on small cases {bad[:5]}")
     ref_ms = details.get("reference_cpu_ms", 0.0)
     target = task.speedup_target or 1.0
     cap_s = max(0.2, ref_ms * target / 1000.0)
-    specs = [CaseSpec(args=tuple(c.args), kwargs=dict(c.kwargs), stdin=c.stdin) for c in task.timing_cases]
-    slow = grader.sandbox.run_cases(task.starter_code, specs, entry_point=task.entry_point,
-                                    limits=grader.limits_for(task, cpu_s=cap_s))
+    specs = [
+        CaseSpec(args=tuple(c.args), kwargs=dict(c.kwargs), stdin=c.stdin)
+        for c in task.timing_cases
+    ]
+    slow = grader.sandbox.run_cases(
+        task.starter_code,
+        specs,
+        entry_point=task.entry_point,
+        limits=grader.limits_for(task, cpu_s=cap_s),
+    )
     if not slow.timed_out and slow.cpu_time_ms < ref_ms * target:
         problems.append(
             f"starter is only {slow.cpu_time_ms / max(ref_ms, 1e-3):.1f}x slower than the reference "
@@ -141,13 +164,20 @@ def _check_review(grader: Grader, task: Task, problems: list[str]) -> None:
     assert task.entry_point is not None
     limits = grader.limits_for(task)
     for i, d in enumerate(task.defects):
-        on_snippet = grader.sandbox.run_assertions(task.snippet, d.test, entry_point=task.entry_point, limits=limits)
+        on_snippet = grader.sandbox.run_assertions(
+            task.snippet, d.test, entry_point=task.entry_point, limits=limits
+        )
         fixed = apply_edits(task.snippet, [d.fix], f"defect {i} fix")
-        on_fixed = grader.sandbox.run_assertions(fixed, d.test, entry_point=task.entry_point, limits=limits)
-        on_ref = grader.sandbox.run_assertions(task.reference_solution, d.test, entry_point=task.entry_point,
-                                               limits=limits)
+        on_fixed = grader.sandbox.run_assertions(
+            fixed, d.test, entry_point=task.entry_point, limits=limits
+        )
+        on_ref = grader.sandbox.run_assertions(
+            task.reference_solution, d.test, entry_point=task.entry_point, limits=limits
+        )
         where = f"defect {i} (line {d.line}, {d.category})"
-        if not on_snippet.tests or (not on_snippet.load_error and all(t.passed for t in on_snippet.tests)):
+        if not on_snippet.tests or (
+            not on_snippet.load_error and all(t.passed for t in on_snippet.tests)
+        ):
             problems.append(f"{where}: its test passes on the snippet")
         for label, res in (("the snippet with only its fix", on_fixed), ("the reference", on_ref)):
             if res.load_error or not res.tests or not all(t.passed for t in res.tests):
@@ -174,7 +204,9 @@ def validate_bank(
 # -- procedural refresh -----------------------------------------------------------------
 
 
-def refresh_procedural(tasks: Sequence[Task], sandbox: Sandbox, path: Path) -> dict[str, list[list]]:
+def refresh_procedural(
+    tasks: Sequence[Task], sandbox: Sandbox, path: Path
+) -> dict[str, list[list]]:
     """Choose BUGS_PER_TASK rejected (not merely timing-out) mutants per base task."""
     grader = Grader(sandbox)
 
@@ -193,7 +225,9 @@ def refresh_procedural(tasks: Sequence[Task], sandbox: Sandbox, path: Path) -> d
         bugs = dict(pool.map(choose, bases(tasks)))
     rows = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(bugs.items()))
     about = "bug mutants chosen by `validate --refresh-procedural`: [mutant index, code hash]"
-    path.write_text(f'{{"about": {json.dumps(about)},\n "bugs": {{\n{rows}\n }}\n}}\n', encoding="utf-8")
+    path.write_text(
+        f'{{"about": {json.dumps(about)},\n "bugs": {{\n{rows}\n }}\n}}\n', encoding="utf-8"
+    )
     return bugs
 
 
@@ -211,7 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             path = Path(__file__).parent / "data" / PROCEDURAL_FILE
             bugs = refresh_procedural(builtin_tasks(), sandbox, path)
-            print(f"wrote {path}: {sum(len(v) for v in bugs.values())} bug mutants for {len(bugs)} tasks")
+            print(
+                f"wrote {path}: {sum(len(v) for v in bugs.values())} bug mutants for {len(bugs)} tasks"
+            )
             return 0
         bank: TaskBank = default_bank()
         tasks = [
@@ -220,9 +256,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if (not args.family or t.family == args.family) and (not args.id or t.id in args.id)
         ]
         counts = bank.counts()
-        print(f"bank: {len(bank)} tasks; " + ", ".join(
-            f"{fam} {sum(c.values())}" for fam, c in counts.items()
-        ))
+        print(
+            f"bank: {len(bank)} tasks; "
+            + ", ".join(f"{fam} {sum(c.values())}" for fam, c in counts.items())
+        )
         report = validate_bank(tasks, sandbox, jobs=args.jobs)
     print(report.summary())
     return 0 if report.ok else 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from python_env.server.grading import Grader
 from python_env.server.sandbox import Sandbox
 from python_env.server.tasks import TaskBank, default_bank

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from python_env.models import TaskInfo
 from python_env.server.tasks import REVIEW_CATEGORIES, TaskBank, TaskError, UnknownTaskError
 from python_env.server.tasks.builtin import builtin_tasks, load_file

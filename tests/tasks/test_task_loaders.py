@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from python_env.server.grading import Grader
 from python_env.server.tasks import TaskBank, default_bank
 from python_env.server.tasks.jsonl import TaskFileError, load_jsonl, parse_jsonl
@@ -54,7 +53,10 @@ def test_valid_jsonl_loads_and_grades(tmp_path: Path, grader: Grader) -> None:
         (line(hidden_cases=[], hidden_test_code=""), "nothing to grade"),
         (line(hidden_cases=[5]), "hidden case 0"),
         (line(surprise=1), "unknown fields"),
-        (line(family="fix-syntax", starter_code="def add(a, b):\n    return 1\n"), "must not parse"),
+        (
+            line(family="fix-syntax", starter_code="def add(a, b):\n    return 1\n"),
+            "must not parse",
+        ),
         (line(id="jsonl-add"), "duplicate task id"),
     ],
 )
