@@ -12,8 +12,10 @@ Rules (the rubric that turns results into a score in [0, 1]):
   interleaved rounds (reference, candidate) with `max_processes=1`; CPU time is measured
   by the parent (rusage), medians are compared. The speed part is 1 when
   `candidate <= reference * speed_slack + 30 ms` and otherwise decays as
-  allowed/candidate. A candidate clearly too slow is stopped at 4x the allowed time.
-  Passing therefore needs every case right AND the speed rule met.
+  allowed/candidate. A candidate clearly too slow is stopped at 4x the allowed time
+  (min 0.5 s); one wrong on the small cases is not timed. Passing therefore needs every
+  case right AND the speed rule met. Validation checks each starter is at least
+  `speedup_target` times slower than the reference, so the slack always rejects it.
 - review: findings are matched to the known defects (same category, same line).
   score = recall * precision, where duplicates and findings matching no defect count
   against precision; no findings score 0.
@@ -496,8 +498,14 @@ class Grader:
                 limits=self.limits_for(task),
             )
             passed += self._count(task, [expected[i] for i in small], result, notes)[0]
-        timing = self._time(task, solution, [expected[i] for i in large], notes)
-        passed += int(timing["large_passed"])
+        if passed < len(small):
+            # wrong on small inputs: the large ones are not run (they would count as
+            # failed anyway) and nothing is timed
+            notes.append("large inputs not run")
+            timing = {"speed": 0.0, "cpu_ms": 0.0, "ref_ms": 0.0, "allowed_ms": 0.0}
+        else:
+            timing = self._time(task, solution, [expected[i] for i in large], notes)
+            passed += int(timing["large_passed"])
         total = len(task.hidden_cases)
         correctness = passed / total if total else 0.0
         speed = timing["speed"] if passed == total else 0.0
