@@ -14,7 +14,7 @@ import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .isolation import DISABLE_ENV, OPTIONAL
 from .records import (
@@ -27,6 +27,9 @@ from .records import (
     SandboxError,
 )
 from .spawn import Child, ZygoteHandle, pump
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
 
 _UID_BLOCK = 4096
 
@@ -97,9 +100,10 @@ class Sandbox:
         self._pool = SlotPool(self.slots)
         self._counter = itertools.count()
         self._kernel_uids = itertools.count()
+        self._kernel_rr = itertools.count()
         self._closed = False
         self._report: IsolationReport | None = None
-        self._kernels: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._kernels: weakref.WeakSet[Kernel] = weakref.WeakSet()
         self._finalizer = weakref.finalize(self, _close_all, self._zygotes, self._base)
 
     # -- plumbing shared with kernel.py / cases.py
@@ -116,8 +120,8 @@ class Sandbox:
         return name in self.isolation.active
 
     def zygote_pids(self) -> list[int]:
-        """PIDs of the zygotes started so far (for tests and monitoring)."""
-        return [z.pid for z in self._zygotes if z.pid is not None]
+        """PIDs of the running zygotes (for tests and monitoring)."""
+        return [z.pid for z in self._zygotes if z.pid is not None and z.alive]
 
     @contextmanager
     def slot(self) -> Iterator[int]:
@@ -134,6 +138,10 @@ class Sandbox:
 
     def uid_for(self, slot: int, role: int) -> int | None:
         return self._uid0 + 4 * slot + role + 4 if self.layer("uid_drop") else None
+
+    def kernel_zygote(self) -> ZygoteHandle:
+        """Kernels are spread over the zygotes round-robin."""
+        return self._zygotes[next(self._kernel_rr) % self.slots]
 
     def kernel_uid(self) -> int | None:
         if not self.layer("uid_drop"):
@@ -211,7 +219,8 @@ class Sandbox:
                     child.close()
         return run_result(child, lim, timed_out, info), info, child.lost
 
-    def kernel(self, limits: Limits | None = None) -> Any:
+    def kernel(self, limits: Limits | None = None) -> Kernel:
+        """A persistent REPL-like child (see kernel.py); started on its first run."""
         from .kernel import Kernel
 
         k = Kernel(self, limits or self.limits)

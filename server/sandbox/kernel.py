@@ -42,9 +42,8 @@ class _Proc:
         header = {"kind": "kernel", "workdir": self.workdir, "uid": self.uid,
                   "limits": limits.as_dict()}
         self.pidns = sb.layer("pid_namespace")
-        slot = next(sb._kernel_uids) % sb.slots
         try:
-            self.status, self.pid = sb.zygote(slot).spawn(header, [child_end.fileno()])
+            self.status, self.pid = sb.kernel_zygote().spawn(header, [child_end.fileno()])
         except BaseException:
             self.ctl.close()
             shutil.rmtree(self.workdir, ignore_errors=True)

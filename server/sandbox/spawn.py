@@ -41,6 +41,11 @@ class ZygoteHandle:
         self.pid: int | None = None
         self.restarts = -1
 
+    @property
+    def alive(self) -> bool:
+        proc = self._proc
+        return proc is not None and proc.poll() is None
+
     def ensure(self) -> socket.socket:
         with self._lock:
             if self._ctl is None or self._proc is None or self._proc.poll() is not None:
