@@ -10,8 +10,8 @@ next request. Kernels (kernel.py) are long-lived children fed cells over a socke
 
 Isolation layers, in the order applied (isolation.py; each detected, not assumed):
   zygote, once: net_namespace (empty netns: no TCP/UDP at all, even 127.0.0.1),
-      mount_namespace (tmpfs over /root, /home, /work, the repo...; the Python install
-      bound back read-only; /etc/shadow masked; /proc with hidepid=invisible)
+      mount_namespace (tmpfs over /root, /home, /work, /tmp, the repo...; the Python
+      install and the workdir area bound back; /etc/shadow masked; /proc hidepid)
   per child:  pid_namespace (child is PID 1: daemons die with it, the server is
       invisible), setsid (own process group), scrubbed_env (minimal PATH/HOME/LANG,
       fixed PYTHONHASHSEED), private_workdir (fresh 0700 dir, removed afterwards),

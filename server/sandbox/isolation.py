@@ -3,9 +3,9 @@ candidate code runs, each one detected (it may be refused, e.g. in an unprivileg
 container) and reported instead of assumed.
 
 Zygote-wide, once:   net_namespace (an empty netns: no interface but a down lo),
-                     mount_namespace (tmpfs over /root, /home, /work, the repo, ...,
-                     with the Python installation bound back read-only; /proc with
-                     hidepid=invisible).
+                     mount_namespace (tmpfs over /root, /home, /work, /tmp, the repo,
+                     ..., with the Python installation bound back read-only and the
+                     workdir area read-write; /proc with hidepid=invisible).
 Per child, in order: setsid, file descriptors, scrubbed_env, private_workdir, rlimits,
                      no_new_privs, landlock, uid_drop (per-slot uid: NPROC works, no
                      signalling the server, no reading root's 0600 files), seccomp.
