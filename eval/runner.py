@@ -466,10 +466,8 @@ class Runner:
                                 result.fatal = result.fatal or _one_line(exc)
                                 self._stop.set()
                                 continue
-                            if record is not None:
-                                result.new_episodes += 1
-                                if bar is not None:
-                                    bar.update(1)
+                            if record is not None and bar is not None:
+                                bar.update(1)
                         if self._stop.is_set():
                             pending.clear()
                 except KeyboardInterrupt:
@@ -487,6 +485,7 @@ class Runner:
             for session in self._all_sessions:
                 session.close()
             self._save()
+        result.new_episodes = len(self._records) - len(kept)
         return result
 
     def _play(self, spec: EpisodeSpec, live: bool) -> EpisodeRecord | None:

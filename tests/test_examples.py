@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -41,7 +42,9 @@ def test_quickstart_task_episode(server):
     done = run_example("quickstart_task.py", server.url)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].split(" - ")[0].startswith("fix-bug")
+    task_id = lines[0].split(" - ")[0]
+    task = httpx.get(f"{server.url}/tasks/{task_id}", timeout=60).json()
+    assert (task["family"], task["difficulty"]) == ("fix-bug", "easy")
     assert any(line.startswith("visible tests: ") for line in lines)
     last = lines[-1].split()
     assert last[0] == "score" and 0.0 <= float(last[1]) <= 1.0 and last[-1] == "True"
