@@ -321,16 +321,17 @@ def make_rollout_func(
     *,
     generate_factory: Callable[[Any], GenerateFn] | None = None,
     base_url: str | None = None,
-    num_generations: int | None = None,
+    episodes_per_prompt: int = 1,
     seed: int = 0,
 ) -> Callable[[list[Any], Any], dict[str, list[Any]]]:
     """A TRL `rollout_func(prompts, trainer)` playing one episode per completion.
 
     Each prompt must contain the `Task id: ...` line `render_task` writes (build the
-    dataset with `task_dataset_rows(mode="text")`). `num_generations` completions are
-    played per prompt (default: `trainer.num_generations`, as TRL requires). The model
-    turn is `generate`, or `generate_factory(trainer)` (built at each call, so it can use
-    the trainer's current model).
+    dataset with `task_dataset_rows(mode="text")`). TRL's sampler already repeats every
+    prompt `num_generations` times in `prompts`, so one episode is played per element
+    (`episodes_per_prompt=1`) and the outputs line up with TRL's inputs. The model turn
+    is `generate`, or `generate_factory(trainer)` (built at each call, so it can use the
+    trainer's current model).
     """
     if (generate is None) == (generate_factory is None):
         raise ValueError("give exactly one of generate and generate_factory")
@@ -339,7 +340,7 @@ def make_rollout_func(
     def rollout_func(prompts: list[Any], trainer: Any) -> dict[str, list[Any]]:
         turn = generate_factory(trainer) if generate_factory is not None else generate
         assert turn is not None
-        n = num_generations or int(getattr(trainer, "num_generations", 1) or 1)
+        n = max(1, episodes_per_prompt)
         out: dict[str, list[Any]] = {
             key: []
             for key in (

@@ -129,10 +129,11 @@ def test_rollout_func_plays_episodes_and_returns_trl_fields(server, implement_ta
     rows = task_dataset_rows(server.url, mode="text", family="implement")
     row = next(r for r in rows if r["task_id"] == implement_task.id)
 
-    class Trainer:
+    class Trainer:  # what the adapter may read of TRL's trainer: nothing here
         num_generations = 2
 
-    out = rollout([row["prompt"]], Trainer())
+    # TRL's RepeatSampler hands each prompt num_generations times: one episode per element.
+    out = rollout([row["prompt"]] * Trainer.num_generations, Trainer())
     assert set(out) >= {"prompt_ids", "completion_ids", "logprobs", "env_mask", "env_reward"}
     assert len(out["completion_ids"]) == 2 and out["task_id"] == [implement_task.id] * 2
     assert out["env_score"] == [1.0, 1.0]
