@@ -106,10 +106,16 @@ def cpu_per_run(sb: Sandbox, n: int = 200) -> dict[str, float]:
     for _ in range(n // 4):
         naive_run(CODE)
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    naive = ((r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
-             + (time.process_time() - p0)) * 1000 / (n // 4)
-    return {**{f"engine_{k}": v for k, v in eng.items()}, "naive_total_ms": naive,
-            "engine_max_runs_per_s_all_cores": 1000 * (os.cpu_count() or 1) / eng["total_ms"]}
+    naive = (
+        ((r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) + (time.process_time() - p0))
+        * 1000
+        / (n // 4)
+    )
+    return {
+        **{f"engine_{k}": v for k, v in eng.items()},
+        "naive_total_ms": naive,
+        "engine_max_runs_per_s_all_cores": 1000 * (os.cpu_count() or 1) / eng["total_ms"],
+    }
 
 
 def main() -> None:

@@ -51,6 +51,17 @@ from .records import (
     SandboxError,
 )
 
-__all__ = ["Sandbox", "Limits", "RunResult", "Kernel", "CaseSpec", "CaseOutcome",
-           "CasesResult", "AssertionOutcome", "AssertionResult", "IsolationReport",
-           "SandboxError", "to_plain"]
+__all__ = [
+    "Sandbox",
+    "Limits",
+    "RunResult",
+    "Kernel",
+    "CaseSpec",
+    "CaseOutcome",
+    "CasesResult",
+    "AssertionOutcome",
+    "AssertionResult",
+    "IsolationReport",
+    "SandboxError",
+    "to_plain",
+]

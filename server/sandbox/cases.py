@@ -42,20 +42,25 @@ def _encode_case(case: CaseSpec) -> list[Any]:
         raise ValueError(f"case arguments must be plain data: {e}") from None
 
 
-def run_cases(sb: Sandbox, source: str, cases: Sequence[CaseSpec], *,
-              entry_point: str | None, limits: Limits) -> CasesResult:
+def run_cases(
+    sb: Sandbox, source: str, cases: Sequence[CaseSpec], *, entry_point: str | None, limits: Limits
+) -> CasesResult:
     if entry_point is None:
         return _run_programs(sb, source, cases, limits)
-    payload = {"source": source, "entry_point": entry_point,
-               "cases": [_encode_case(c) for c in cases]}
+    payload = {
+        "source": source,
+        "entry_point": entry_point,
+        "cases": [_encode_case(c) for c in cases],
+    }
     result, lost = _cases_once(sb, payload, len(cases), limits)
     if lost:  # the zygote died under the run (not the candidate's doing): once more
         result, _ = _cases_once(sb, payload, len(cases), limits)
     return result
 
 
-def _cases_once(sb: Sandbox, payload: dict[str, Any], n: int,
-                limits: Limits) -> tuple[CasesResult, bool]:
+def _cases_once(
+    sb: Sandbox, payload: dict[str, Any], n: int, limits: Limits
+) -> tuple[CasesResult, bool]:
     got: dict[int, CaseOutcome] = {}
     bad: set[int] = set()
     state: dict[str, Any] = {"load_error": None}
@@ -69,8 +74,11 @@ def _cases_once(sb: Sandbox, payload: dict[str, Any], n: int,
         i, s = obj.get("i"), obj.get("s")
         if type(i) is not int or not 0 <= i < n or s not in _STATUSES:
             return
-        out = CaseOutcome(s, obj.get("o") if s == "ok" else None,
-                          None if s == "ok" else str(obj.get("e", ""))[:4000])
+        out = CaseOutcome(
+            s,
+            obj.get("o") if s == "ok" else None,
+            None if s == "ok" else str(obj.get("e", ""))[:4000],
+        )
         if i in got and got[i] != out:
             bad.add(i)  # two different claims for one case: nobody gets the benefit
         got[i] = out
@@ -78,15 +86,19 @@ def _cases_once(sb: Sandbox, payload: dict[str, Any], n: int,
     with sb.slot() as slot:
         uid = sb.uid_for(slot, 0)
         with sb.workdir(slot, 0, uid) as wd:
-            child = sb.spawn(slot, "cases", payload, workdir=wd, uid=uid, limits=limits,
-                             on_line=on_line)
+            child = sb.spawn(
+                slot, "cases", payload, workdir=wd, uid=uid, limits=limits, on_line=on_line
+            )
             try:
                 timed_out = pump([child], child.t0 + limits.wall_s)
             finally:
                 child.close()
     code, sig = child.status()
-    timed_out = timed_out or sig == signal.SIGXCPU or (
-        sig == signal.SIGKILL and child.cpu_ms >= limits.cpu_s * 1000 - 50)
+    timed_out = (
+        timed_out
+        or sig == signal.SIGXCPU
+        or (sig == signal.SIGKILL and child.cpu_ms >= limits.cpu_s * 1000 - 50)
+    )
     load_error = state["load_error"]
     outcomes: list[CaseOutcome] = []
     for i in range(n):
@@ -104,15 +116,23 @@ def _cases_once(sb: Sandbox, payload: dict[str, Any], n: int,
                 why = f"process killed ({child.killed_for})"
             outcomes.append(CaseOutcome("crash", None, why))
     mem = any((o.error or "").startswith("MemoryError") for o in outcomes) or (
-        (load_error or "").startswith("MemoryError"))
-    return CasesResult(outcomes=outcomes, load_error=load_error, timed_out=timed_out,
-                       memory_exceeded=mem, cpu_time_ms=child.cpu_ms,
-                       wall_time_ms=child.wall_ms, stdout=child.out.text(),
-                       stderr=child.err.text()), child.lost
+        (load_error or "").startswith("MemoryError")
+    )
+    return CasesResult(
+        outcomes=outcomes,
+        load_error=load_error,
+        timed_out=timed_out,
+        memory_exceeded=mem,
+        cpu_time_ms=child.cpu_ms,
+        wall_time_ms=child.wall_ms,
+        stdout=child.out.text(),
+        stderr=child.err.text(),
+    ), child.lost
 
 
-def _run_programs(sb: Sandbox, source: str, cases: Sequence[CaseSpec],
-                  limits: Limits) -> CasesResult:
+def _run_programs(
+    sb: Sandbox, source: str, cases: Sequence[CaseSpec], limits: Limits
+) -> CasesResult:
     outcomes: list[CaseOutcome] = []
     cpu = wall = 0.0
     timed_out = mem = False
@@ -136,15 +156,23 @@ def _run_programs(sb: Sandbox, source: str, cases: Sequence[CaseSpec],
         elif r.signal is not None:
             outcomes.append(CaseOutcome("crash", r.stdout, f"killed by signal {r.signal}"))
         elif r.exception_type is not None:
-            outcomes.append(CaseOutcome("error", r.stdout,
-                                        f"{r.exception_type}: {r.exception_message}"))
+            outcomes.append(
+                CaseOutcome("error", r.stdout, f"{r.exception_type}: {r.exception_message}")
+            )
         elif r.exit_code != 0:
             outcomes.append(CaseOutcome("error", r.stdout, f"exit code {r.exit_code}"))
         else:
             outcomes.append(CaseOutcome("ok", r.stdout, None))
-    return CasesResult(outcomes=outcomes, load_error=load_error, timed_out=timed_out,
-                       memory_exceeded=mem, cpu_time_ms=cpu, wall_time_ms=wall,
-                       stdout="", stderr=stderr)
+    return CasesResult(
+        outcomes=outcomes,
+        load_error=load_error,
+        timed_out=timed_out,
+        memory_exceeded=mem,
+        cpu_time_ms=cpu,
+        wall_time_ms=wall,
+        stdout="",
+        stderr=stderr,
+    )
 
 
 class _Relay:
@@ -179,16 +207,22 @@ class _Relay:
             self.load_error = str(obj["load_error"])[:4000]
         elif "t" in obj:
             name = str(obj["t"])
-            self.results[name] = AssertionOutcome(name, obj.get("p") is True,
-                                                  str(obj.get("m", ""))[:4000])
+            self.results[name] = AssertionOutcome(
+                name, obj.get("p") is True, str(obj.get("m", ""))[:4000]
+            )
         elif isinstance(obj.get("call"), dict):
             call = obj["call"]
             self.pending = call.get("id")
             if self.candidate_error is not None:
                 self.candidate_dead(self.candidate_error)
             elif self.cand is None or not self.cand.send(call):
-                self._answer({"id": self.pending, "exc": "ValueError",
-                              "msg": "arguments too large to pass to the candidate"})
+                self._answer(
+                    {
+                        "id": self.pending,
+                        "exc": "ValueError",
+                        "msg": "arguments too large to pass to the candidate",
+                    }
+                )
 
     def on_candidate_line(self, _c: Child, obj: dict[str, Any] | None) -> None:
         if obj is None or self.pending is None or obj.get("id") != self.pending:
@@ -196,21 +230,36 @@ class _Relay:
         self._answer({k: obj[k] for k in ("id", "ok", "exc", "msg") if k in obj})
 
 
-def run_assertions(sb: Sandbox, source: str, test_code: str, *, entry_point: str,
-                   limits: Limits) -> AssertionResult:
+def run_assertions(
+    sb: Sandbox, source: str, test_code: str, *, entry_point: str, limits: Limits
+) -> AssertionResult:
     relay = _Relay()
     with sb.slot() as slot:
         cu, tu = sb.uid_for(slot, 0), sb.uid_for(slot, 1)
         with sb.workdir(slot, 0, cu) as cwd, sb.workdir(slot, 1, tu) as twd:
-            cand = sb.spawn(slot, "serve", {"source": source, "entry_point": entry_point},
-                            workdir=cwd, uid=cu, limits=limits, requests=True,
-                            on_line=relay.on_candidate_line)
+            cand = sb.spawn(
+                slot,
+                "serve",
+                {"source": source, "entry_point": entry_point},
+                workdir=cwd,
+                uid=cu,
+                limits=limits,
+                requests=True,
+                on_line=relay.on_candidate_line,
+            )
             relay.cand = cand
             try:
-                test = sb.spawn(slot, "tests", {"test_code": test_code,
-                                                "entry_point": entry_point},
-                                workdir=twd, uid=tu, limits=limits, requests=True,
-                                on_line=relay.on_test_line, dumpable=False)
+                test = sb.spawn(
+                    slot,
+                    "tests",
+                    {"test_code": test_code, "entry_point": entry_point},
+                    workdir=twd,
+                    uid=tu,
+                    limits=limits,
+                    requests=True,
+                    on_line=relay.on_test_line,
+                    dumpable=False,
+                )
             except BaseException:
                 cand.kill()
                 cand.close()
@@ -220,15 +269,23 @@ def run_assertions(sb: Sandbox, source: str, test_code: str, *, entry_point: str
             timed_out = False
             try:
                 while test.exit is None:
-                    timed_out = pump([cand, test], deadline, stop=lambda: (
-                        cand.exit is not None or test.exit is not None)) or timed_out
+                    timed_out = (
+                        pump(
+                            [cand, test],
+                            deadline,
+                            stop=lambda: cand.exit is not None or test.exit is not None,
+                        )
+                        or timed_out
+                    )
                     if timed_out:
                         break
                     if cand.exit is not None and relay.candidate_error is None:
                         code, sig = cand.status()
                         relay.candidate_dead(
-                            f"the candidate process died (signal {sig})" if sig else
-                            f"the candidate process exited (code {code})")
+                            f"the candidate process died (signal {sig})"
+                            if sig
+                            else f"the candidate process exited (code {code})"
+                        )
                         timed_out = pump([test], deadline) or timed_out
             finally:
                 cand.close_requests()

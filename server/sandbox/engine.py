@@ -80,8 +80,9 @@ def _close_all(zygotes: list[ZygoteHandle], base: str) -> None:
 class Sandbox:
     """Runs untrusted Python in forked, isolated children. Thread-safe."""
 
-    def __init__(self, slots: int | None = None, limits: Limits | None = None, *,
-                 disable: Iterable[str] = ()) -> None:
+    def __init__(
+        self, slots: int | None = None, limits: Limits | None = None, *, disable: Iterable[str] = ()
+    ) -> None:
         self.slots = max(1, slots or os.cpu_count() or 1)
         self.limits = limits or Limits()
         env_off = {x.strip() for x in os.environ.get(DISABLE_ENV, "").split(",") if x.strip()}
@@ -93,9 +94,12 @@ class Sandbox:
         os.chmod(self._base, 0o711)
         self._uid0 = 200_000 + secrets.randbelow(1 << 18) * _UID_BLOCK
         here = os.path.dirname(os.path.abspath(__file__))
-        options = {"disabled": sorted(disabled), "workbase": self._base,
-                   "private_roots": [os.path.dirname(os.path.dirname(here))],
-                   "probe_uid": self._uid0}
+        options = {
+            "disabled": sorted(disabled),
+            "workbase": self._base,
+            "private_roots": [os.path.dirname(os.path.dirname(here))],
+            "probe_uid": self._uid0,
+        }
         self._zygotes = [ZygoteHandle(options) for _ in range(self.slots)]
         self._pool = SlotPool(self.slots)
         self._counter = itertools.count()
@@ -146,8 +150,11 @@ class Sandbox:
     def kernel_uid(self) -> int | None:
         if not self.layer("uid_drop"):
             return None
-        return self._uid0 + 4 * (self.slots + 1) + next(self._kernel_uids) % (
-            _UID_BLOCK - 4 * (self.slots + 1))
+        return (
+            self._uid0
+            + 4 * (self.slots + 1)
+            + next(self._kernel_uids) % (_UID_BLOCK - 4 * (self.slots + 1))
+        )
 
     @contextmanager
     def workdir(self, slot: int, role: int, uid: int | None) -> Iterator[str]:
@@ -175,23 +182,53 @@ class Sandbox:
             os.chown(path, uid, uid)
         return path
 
-    def spawn(self, slot: int, kind: str, payload: dict[str, Any], *, workdir: str,
-              uid: int | None, limits: Limits, stdin: str = "", requests: bool = False,
-              dumpable: bool = True, on_line: Any = None) -> Child:
+    def spawn(
+        self,
+        slot: int,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        workdir: str,
+        uid: int | None,
+        limits: Limits,
+        stdin: str = "",
+        requests: bool = False,
+        dumpable: bool = True,
+        on_line: Any = None,
+    ) -> Child:
         lim = limits.as_dict()
-        header = {"kind": kind, "workdir": workdir, "uid": uid, "limits": lim,
-                  "dumpable": dumpable}
-        return Child(self._zygotes[slot], header, payload, stdin, lim,
-                     pidns=self.layer("pid_namespace"), requests=requests, on_line=on_line)
+        header = {"kind": kind, "workdir": workdir, "uid": uid, "limits": lim, "dumpable": dumpable}
+        return Child(
+            self._zygotes[slot],
+            header,
+            payload,
+            stdin,
+            lim,
+            pidns=self.layer("pid_namespace"),
+            requests=requests,
+            on_line=on_line,
+        )
 
     # -- public API
-    def run(self, code: str, *, stdin: str = "", files: Mapping[str, str] | None = None,
-            limits: Limits | None = None) -> RunResult:
+    def run(
+        self,
+        code: str,
+        *,
+        stdin: str = "",
+        files: Mapping[str, str] | None = None,
+        limits: Limits | None = None,
+    ) -> RunResult:
         """One-shot: a fresh forked child in a private empty working dir."""
         return self.run_with_info(code, stdin=stdin, files=files, limits=limits)[0]
 
-    def run_with_info(self, code: str, *, stdin: str = "", files: Mapping[str, str] | None = None,
-                      limits: Limits | None = None) -> tuple[RunResult, dict[str, Any]]:
+    def run_with_info(
+        self,
+        code: str,
+        *,
+        stdin: str = "",
+        files: Mapping[str, str] | None = None,
+        limits: Limits | None = None,
+    ) -> tuple[RunResult, dict[str, Any]]:
         lim = limits or self.limits
         payload = {"code": code, "files": check_files(files)}
         for _attempt in range(2):
@@ -200,8 +237,9 @@ class Sandbox:
                 break
         return result, info
 
-    def _run_once(self, payload: dict[str, Any], stdin: str,
-                  lim: Limits) -> tuple[RunResult, dict[str, Any], bool]:
+    def _run_once(
+        self, payload: dict[str, Any], stdin: str, lim: Limits
+    ) -> tuple[RunResult, dict[str, Any], bool]:
         with self.slot() as slot:
             uid = self.uid_for(slot, 0)
             with self.workdir(slot, 0, uid) as wd:
@@ -211,8 +249,16 @@ class Sandbox:
                     if obj and "exc" in obj:
                         info.update(obj)
 
-                child = self.spawn(slot, "run", payload, workdir=wd, uid=uid, limits=lim,
-                                   stdin=stdin, on_line=on_line)
+                child = self.spawn(
+                    slot,
+                    "run",
+                    payload,
+                    workdir=wd,
+                    uid=uid,
+                    limits=lim,
+                    stdin=stdin,
+                    on_line=on_line,
+                )
                 try:
                     timed_out = pump([child], child.t0 + lim.wall_s)
                 finally:
@@ -227,19 +273,26 @@ class Sandbox:
         self._kernels.add(k)
         return k
 
-    def run_cases(self, source: str, cases: Sequence[CaseSpec], *, entry_point: str | None,
-                  limits: Limits | None = None) -> CasesResult:
+    def run_cases(
+        self,
+        source: str,
+        cases: Sequence[CaseSpec],
+        *,
+        entry_point: str | None,
+        limits: Limits | None = None,
+    ) -> CasesResult:
         from .cases import run_cases
 
-        return run_cases(self, source, cases, entry_point=entry_point,
-                         limits=limits or self.limits)
+        return run_cases(self, source, cases, entry_point=entry_point, limits=limits or self.limits)
 
-    def run_assertions(self, source: str, test_code: str, *, entry_point: str,
-                       limits: Limits | None = None) -> AssertionResult:
+    def run_assertions(
+        self, source: str, test_code: str, *, entry_point: str, limits: Limits | None = None
+    ) -> AssertionResult:
         from .cases import run_assertions
 
-        return run_assertions(self, source, test_code, entry_point=entry_point,
-                              limits=limits or self.limits)
+        return run_assertions(
+            self, source, test_code, entry_point=entry_point, limits=limits or self.limits
+        )
 
     def close(self) -> None:
         if self._closed:
@@ -256,17 +309,25 @@ class Sandbox:
         self.close()
 
 
-def run_result(child: Child, lim: Limits, timed_out: bool, info: dict[str, Any],
-               restarted: bool = False) -> RunResult:
+def run_result(
+    child: Child, lim: Limits, timed_out: bool, info: dict[str, Any], restarted: bool = False
+) -> RunResult:
     code, sig = child.status()
     cpu = child.cpu_ms
     cpu_killed = sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= lim.cpu_s * 1000 - 50)
     exc = info.get("exc")
     return RunResult(
-        stdout=child.out.text(), stderr=child.err.text(),
-        stdout_truncated=child.out.truncated, stderr_truncated=child.err.truncated,
-        exit_code=code, signal=sig, timed_out=timed_out or bool(cpu_killed),
+        stdout=child.out.text(),
+        stderr=child.err.text(),
+        stdout_truncated=child.out.truncated,
+        stderr_truncated=child.err.truncated,
+        exit_code=code,
+        signal=sig,
+        timed_out=timed_out or bool(cpu_killed),
         memory_exceeded=exc == "MemoryError",
-        exception_type=exc, exception_message=info.get("msg") if exc else None,
-        wall_time_ms=child.wall_ms, cpu_time_ms=cpu, kernel_restarted=restarted)
-
+        exception_type=exc,
+        exception_message=info.get("msg") if exc else None,
+        wall_time_ms=child.wall_ms,
+        cpu_time_ms=cpu,
+        kernel_restarted=restarted,
+    )

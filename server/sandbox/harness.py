@@ -24,8 +24,8 @@ from . import pytest_shim
 from .plain import Unserializable, decode, dumps, encode, to_plain
 
 RESULT_FD, REQUEST_FD = 3, 4
-MAX_LINE = 8 << 20      # one result line (a case's output)
-MAX_MSG = 2000          # exception messages shown to the agent/grader
+MAX_LINE = 8 << 20  # one result line (a case's output)
+MAX_MSG = 2000  # exception messages shown to the agent/grader
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -43,13 +43,22 @@ def fmt_exc(e: BaseException) -> str:
 
 
 def setup_stdio() -> None:
-    sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)),
-                                 encoding="utf-8", errors="surrogateescape")
-    sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)),
-                                  encoding="utf-8", errors="backslashreplace")
-    sys.stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "w", closefd=False)),
-                                  encoding="utf-8", errors="backslashreplace",
-                                  line_buffering=True)
+    sys.stdin = io.TextIOWrapper(
+        io.BufferedReader(io.FileIO(0, "r", closefd=False)),
+        encoding="utf-8",
+        errors="surrogateescape",
+    )
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(io.FileIO(1, "w", closefd=False)),
+        encoding="utf-8",
+        errors="backslashreplace",
+    )
+    sys.stderr = io.TextIOWrapper(
+        io.BufferedWriter(io.FileIO(2, "w", closefd=False)),
+        encoding="utf-8",
+        errors="backslashreplace",
+        line_buffering=True,
+    )
     for name in ("stdin", "stdout", "stderr"):
         setattr(sys, f"__{name}__", getattr(sys, name))
 
@@ -214,7 +223,9 @@ def serve_calls(payload: dict[str, Any]) -> None:
         req = json.loads(raw)
         cid = req.get("id")
         if load_error is not None or mod is None:
-            emit({"id": cid, "exc": "RuntimeError", "msg": f"solution failed to load: {load_error}"})
+            emit(
+                {"id": cid, "exc": "RuntimeError", "msg": f"solution failed to load: {load_error}"}
+            )
             continue
         fn = mod.__dict__.get(req["fn"])
         if not callable(fn):
@@ -272,8 +283,11 @@ class _Conn:
             return decode(rep["ok"])
         exc_name, msg = str(rep.get("exc", "RuntimeError")), str(rep.get("msg", ""))
         exc_type = getattr(builtins, exc_name, None)
-        if (isinstance(exc_type, type) and issubclass(exc_type, Exception)
-                and exc_type.__module__ == "builtins"):
+        if (
+            isinstance(exc_type, type)
+            and issubclass(exc_type, Exception)
+            and exc_type.__module__ == "builtins"
+        ):
             try:
                 exc = exc_type(msg)
             except Exception:  # noqa: BLE001 - e.g. UnicodeDecodeError needs 5 args
@@ -314,8 +328,13 @@ def run_tests(payload: dict[str, Any]) -> None:
         emit({"load_error": f"test code: {fmt_exc(e)}"})
         finish(1)
     ns = mod.__dict__
-    names = [n for n, v in ns.items() if n.startswith("test") and isinstance(v, types.FunctionType)
-             and v.__module__ == "test_solution"]
+    names = [
+        n
+        for n, v in ns.items()
+        if n.startswith("test")
+        and isinstance(v, types.FunctionType)
+        and v.__module__ == "test_solution"
+    ]
     tests: list[tuple[str, Any]] = [(n, ns[n]) for n in names]
     if not tests and isinstance(ns.get("check"), types.FunctionType):
         tests = [("check", lambda: ns["check"](proxy))]

@@ -27,25 +27,46 @@ from . import landlock, seccomp
 from . import syscalls as sc
 
 ALWAYS = ("rlimits", "setsid", "wall_timeout", "scrubbed_env", "private_workdir")
-OPTIONAL = ("pid_namespace", "net_namespace", "mount_namespace", "uid_drop",
-            "no_new_privs", "seccomp", "landlock")
+OPTIONAL = (
+    "pid_namespace",
+    "net_namespace",
+    "mount_namespace",
+    "uid_drop",
+    "no_new_privs",
+    "seccomp",
+    "landlock",
+)
 LAYERS = ALWAYS + OPTIONAL
 DISABLE_ENV = "PYTHON_ENV_SANDBOX_DISABLE"
 
 HIDE_ROOTS = ("/root", "/home", "/work", "/srv", "/opt", "/var", "/tmp")
 HIDE_FILES = ("/etc/shadow", "/etc/gshadow")
-_SYSTEM_RO = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc/ld.so.cache",
-              "/etc/localtime")
+_SYSTEM_RO = (
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/bin",
+    "/sbin",
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+)
 _DEVICES_RW = ("/dev/null", "/dev/zero", "/dev/full", "/dev/urandom", "/dev/random")
-BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
-            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONIOENCODING": "utf-8"}
+BASE_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "PYTHONHASHSEED": "0",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONIOENCODING": "utf-8",
+}
 DEVICES_RW = _DEVICES_RW
 
 
 @dataclass
 class Policy:
     """What the zygote found usable, plus the path lists the child layers need."""
+
     active: set[str] = field(default_factory=set)
     unavailable: dict[str, str] = field(default_factory=dict)
     read_only: list[str] = field(default_factory=list)
@@ -57,14 +78,21 @@ class Policy:
         return layer in self.active
 
     def report(self) -> dict[str, Any]:
-        return {"active": [x for x in LAYERS if x in self.active],
-                "unavailable": dict(self.unavailable)}
+        return {
+            "active": [x for x in LAYERS if x in self.active],
+            "unavailable": dict(self.unavailable),
+        }
 
 
 def python_paths() -> list[str]:
     """Directories the interpreter itself needs to read (prefixes, stdlib, site)."""
-    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             os.path.dirname(os.path.realpath(sys.executable))}
+    paths = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        sys.base_exec_prefix,
+        os.path.dirname(os.path.realpath(sys.executable)),
+    }
     paths.update(v for k, v in sysconfig.get_paths().items() if k != "include")
     paths.update(p for p in sys.path if p and os.path.isdir(p))
     real = {os.path.realpath(p) for p in paths if os.path.exists(p)}
@@ -140,8 +168,9 @@ def _probe(fn: Any) -> str | None:
     return msg.decode(errors="replace") or None
 
 
-def setup_zygote(disabled: set[str], private_roots: list[str], workbase: str,
-                 probe_uid: int) -> Policy:
+def setup_zygote(
+    disabled: set[str], private_roots: list[str], workbase: str, probe_uid: int
+) -> Policy:
     """Called once in the zygote, before warm-up forks. Never raises."""
     pol = Policy(active=set(ALWAYS))
 
@@ -163,8 +192,8 @@ def setup_zygote(disabled: set[str], private_roots: list[str], workbase: str,
 
     def mount_ns() -> None:
         sc.unshare(sc.CLONE_NEWNS)
-        _hide(list(HIDE_ROOTS) + private_roots, keeps, [os.path.realpath(workbase)],
-              private_roots)
+        _hide(list(HIDE_ROOTS) + private_roots, keeps, [os.path.realpath(workbase)], private_roots)
+
     attempt("mount_namespace", mount_ns)
 
     def pid_ns() -> str | None:
@@ -176,6 +205,7 @@ def setup_zygote(disabled: set[str], private_roots: list[str], workbase: str,
         sc.setns(pol.pid_ns_fd, sc.CLONE_NEWPID)
         _, status = os.waitpid(pid, 0)
         return None if status == 0 else "child was not PID 1"
+
     attempt("pid_namespace", pid_ns)
 
     stdlib = sysconfig.get_paths()["stdlib"]
@@ -187,11 +217,15 @@ def setup_zygote(disabled: set[str], private_roots: list[str], workbase: str,
             with open(os.path.join(stdlib, "os.py"), "rb"):
                 pass
             return True
+
         return _probe(check)
+
     attempt("uid_drop", uid_drop)
+
     def nnp_check() -> bool:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
         return True
+
     attempt("no_new_privs", lambda: _probe(nnp_check))
     nnp = pol.on("no_new_privs")
 
@@ -202,6 +236,7 @@ def setup_zygote(disabled: set[str], private_roots: list[str], workbase: str,
 
         def check() -> bool:
             import socket
+
             sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
             seccomp.install(pol.bpf)
             try:
@@ -209,7 +244,9 @@ def setup_zygote(disabled: set[str], private_roots: list[str], workbase: str,
             except PermissionError:
                 return True
             return False
+
         return _probe(check)
+
     attempt("seccomp", seccomp_layer)
 
     def landlock_layer() -> str | None:
@@ -230,7 +267,9 @@ def setup_zygote(disabled: set[str], private_roots: list[str], workbase: str,
             except PermissionError:
                 return True
             return False
+
         return _probe(check)
+
     attempt("landlock", landlock_layer)
     return pol
 
@@ -245,10 +284,14 @@ def set_rlimits(lim: dict[str, Any]) -> None:
     cpu = max(1, int(-(-float(lim["cpu_s"]) // 1)))
     mem = int(lim["memory_mb"]) * 1024 * 1024
     fsize = int(lim["file_size_mb"]) * 1024 * 1024
-    for res, val in ((resource.RLIMIT_CPU, (cpu, cpu + 1)), (resource.RLIMIT_AS, (mem, mem)),
-                     (resource.RLIMIT_FSIZE, (fsize, fsize)), (resource.RLIMIT_CORE, (0, 0)),
-                     (resource.RLIMIT_NOFILE, (int(lim["max_open_files"]),) * 2),
-                     (resource.RLIMIT_NPROC, (int(lim["max_processes"]),) * 2)):
+    for res, val in (
+        (resource.RLIMIT_CPU, (cpu, cpu + 1)),
+        (resource.RLIMIT_AS, (mem, mem)),
+        (resource.RLIMIT_FSIZE, (fsize, fsize)),
+        (resource.RLIMIT_CORE, (0, 0)),
+        (resource.RLIMIT_NOFILE, (int(lim["max_open_files"]),) * 2),
+        (resource.RLIMIT_NPROC, (int(lim["max_processes"]),) * 2),
+    ):
         resource.setrlimit(res, val)
 
 
@@ -260,8 +303,15 @@ def scrub_env(workdir: str) -> None:
     os.environ["HOME"] = os.environ["TMPDIR"] = workdir
 
 
-def apply_child(pol: Policy, *, workdir: str, uid: int | None, limits: dict[str, Any],
-                dumpable: bool = True, ruleset_fd: int | None = None) -> None:
+def apply_child(
+    pol: Policy,
+    *,
+    workdir: str,
+    uid: int | None,
+    limits: dict[str, Any],
+    dumpable: bool = True,
+    ruleset_fd: int | None = None,
+) -> None:
     """Confine the calling (freshly forked) child. Order matters; see module doc.
     `ruleset_fd`: a Landlock ruleset the zygote pre-built for this workdir's parent."""
     os.setsid()

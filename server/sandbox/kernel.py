@@ -39,8 +39,12 @@ class _Proc:
         self.uid = sb.kernel_uid()
         self.workdir = sb.make_workdir(self.uid)
         self.ctl, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        header = {"kind": "kernel", "workdir": self.workdir, "uid": self.uid,
-                  "limits": limits.as_dict()}
+        header = {
+            "kind": "kernel",
+            "workdir": self.workdir,
+            "uid": self.uid,
+            "limits": limits.as_dict(),
+        }
         self.pidns = sb.layer("pid_namespace")
         try:
             self.status, self.pid = sb.kernel_zygote().spawn(header, [child_end.fileno()])
@@ -130,8 +134,9 @@ class Kernel:
             self._proc.close()
             self._proc = None
 
-    def run(self, code: str, *, stdin: str = "",
-            files: Mapping[str, str] | None = None) -> RunResult:
+    def run(
+        self, code: str, *, stdin: str = "", files: Mapping[str, str] | None = None
+    ) -> RunResult:
         payload = json.dumps({"code": code, "files": check_files(files)}).encode()
         with self._lock:
             if self._closed:
@@ -213,10 +218,16 @@ class Kernel:
         cpu1 = p.cpu_s()
         if p.exit is not None:
             st = p.exit.get("exit")
-            code, sig = (None, signal.SIGKILL) if st is None else (
-                (None, os.WTERMSIG(st)) if os.WIFSIGNALED(st) else (os.WEXITSTATUS(st), None))
-            cpu = max(0.0, (float(p.exit.get("utime", 0)) + float(p.exit.get("stime", 0))
-                            - (cpu0 or 0.0)) * 1000)
+            code, sig = (
+                (None, signal.SIGKILL)
+                if st is None
+                else ((None, os.WTERMSIG(st)) if os.WIFSIGNALED(st) else (os.WEXITSTATUS(st), None))
+            )
+            cpu = max(
+                0.0,
+                (float(p.exit.get("utime", 0)) + float(p.exit.get("stime", 0)) - (cpu0 or 0.0))
+                * 1000,
+            )
             reply = reply or {}
         else:
             reply = reply or {}
@@ -225,8 +236,17 @@ class Kernel:
         exc = reply.get("exc")
         cpu_killed = sig == signal.SIGXCPU
         return RunResult(
-            stdout=out.text(), stderr=err.text(), stdout_truncated=out.truncated,
-            stderr_truncated=err.truncated, exit_code=code, signal=sig,
-            timed_out=timed_out or cpu_killed, memory_exceeded=exc == "MemoryError",
-            exception_type=exc, exception_message=reply.get("msg") if exc else None,
-            wall_time_ms=wall, cpu_time_ms=cpu, kernel_restarted=restarted)
+            stdout=out.text(),
+            stderr=err.text(),
+            stdout_truncated=out.truncated,
+            stderr_truncated=err.truncated,
+            exit_code=code,
+            signal=sig,
+            timed_out=timed_out or cpu_killed,
+            memory_exceeded=exc == "MemoryError",
+            exception_type=exc,
+            exception_message=reply.get("msg") if exc else None,
+            wall_time_ms=wall,
+            cpu_time_ms=cpu,
+            kernel_restarted=restarted,
+        )

@@ -24,7 +24,7 @@ _FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 5: (1 << 16)
 _FILE_ONLY = EXECUTE | WRITE_FILE | READ_FILE | (1 << 14) | (1 << 15)  # + truncate, ioctl
 READ_ONLY = EXECUTE | READ_FILE | READ_DIR
 _NET_TCP = 1 | 2  # bind, connect
-_SCOPE = 1 | 2    # abstract unix sockets, signals
+_SCOPE = 1 | 2  # abstract unix sockets, signals
 
 
 class _Attr(ctypes.Structure):

@@ -43,11 +43,17 @@ class _Approx:
 
     def _close(self, a: Any, b: Any) -> bool:
         if isinstance(b, (list, tuple)):
-            return isinstance(a, (list, tuple)) and len(a) == len(b) and all(
-                self._close(x, y) for x, y in zip(a, b, strict=True))
+            return (
+                isinstance(a, (list, tuple))
+                and len(a) == len(b)
+                and all(self._close(x, y) for x, y in zip(a, b, strict=True))
+            )
         if isinstance(b, dict):
-            return isinstance(a, dict) and a.keys() == b.keys() and all(
-                self._close(a[k], b[k]) for k in b)
+            return (
+                isinstance(a, dict)
+                and a.keys() == b.keys()
+                and all(self._close(a[k], b[k]) for k in b)
+            )
         if not isinstance(a, (int, float)) or isinstance(a, bool):
             return bool(a == b)
         rel = 1e-6 if self.rel is None else self.rel
@@ -67,6 +73,7 @@ class _Mark:
             if len(args) == 1 and callable(args[0]) and not kwargs:
                 return args[0]
             return lambda fn: fn
+
         return deco
 
 
@@ -82,6 +89,15 @@ def module() -> types.ModuleType:
     def fixture(*args: Any, **kwargs: Any) -> Any:
         return args[0] if args and callable(args[0]) else (lambda fn: fn)
 
-    m.__dict__.update(raises=_Raises, approx=_Approx, skip=skip, fail=fail, xfail=skip,
-                      mark=_Mark(), fixture=fixture, Skipped=Skipped, Failed=Failed)
+    m.__dict__.update(
+        raises=_Raises,
+        approx=_Approx,
+        skip=skip,
+        fail=fail,
+        xfail=skip,
+        mark=_Mark(),
+        fixture=fixture,
+        Skipped=Skipped,
+        Failed=Failed,
+    )
     return m

@@ -17,31 +17,118 @@ import struct
 from . import syscalls as sc
 
 _ARCH = {  # machine -> (AUDIT_ARCH, {name: nr})
-    "x86_64": (0xC000003E, dict(
-        socket=41, clone=56, kill=62, clone3=435, ptrace=101, mount=165, umount2=166, pivot_root=155,
-        chroot=161, unshare=272, setns=308, bpf=321, keyctl=250, add_key=248,
-        request_key=249, io_uring_setup=425, io_uring_enter=426, io_uring_register=427,
-        perf_event_open=298, kexec_load=246, kexec_file_load=320, init_module=175,
-        finit_module=313, delete_module=176, reboot=169, swapon=167, swapoff=168,
-        process_vm_readv=310, process_vm_writev=311, userfaultfd=323,
-        open_by_handle_at=304, name_to_handle_at=303, acct=163, settimeofday=164,
-        clock_settime=227, adjtimex=159, clock_adjtime=305, quotactl=179, vhangup=153,
-        open_tree=428, move_mount=429, fsopen=430, fsconfig=431, fsmount=432, fspick=433,
-        mount_setattr=442, pidfd_getfd=438, kcmp=312, iopl=172, ioperm=173,
-        lookup_dcookie=212, uselib=134, personality=135,
-    )),
-    "aarch64": (0xC00000B7, dict(
-        socket=198, clone=220, kill=129, clone3=435, ptrace=117, mount=40, umount2=39, pivot_root=41,
-        chroot=51, unshare=97, setns=268, bpf=280, keyctl=219, add_key=217, request_key=218,
-        io_uring_setup=425, io_uring_enter=426, io_uring_register=427, perf_event_open=241,
-        kexec_load=104, kexec_file_load=294, init_module=105, finit_module=273,
-        delete_module=106, reboot=142, swapon=224, swapoff=225, process_vm_readv=270,
-        process_vm_writev=271, userfaultfd=282, open_by_handle_at=265,
-        name_to_handle_at=264, acct=89, settimeofday=170, clock_settime=112, adjtimex=171,
-        clock_adjtime=266, quotactl=60, vhangup=58, open_tree=428, move_mount=429,
-        fsopen=430, fsconfig=431, fsmount=432, fspick=433, mount_setattr=442,
-        pidfd_getfd=438, kcmp=272, personality=92,
-    )),
+    "x86_64": (
+        0xC000003E,
+        dict(
+            socket=41,
+            clone=56,
+            kill=62,
+            clone3=435,
+            ptrace=101,
+            mount=165,
+            umount2=166,
+            pivot_root=155,
+            chroot=161,
+            unshare=272,
+            setns=308,
+            bpf=321,
+            keyctl=250,
+            add_key=248,
+            request_key=249,
+            io_uring_setup=425,
+            io_uring_enter=426,
+            io_uring_register=427,
+            perf_event_open=298,
+            kexec_load=246,
+            kexec_file_load=320,
+            init_module=175,
+            finit_module=313,
+            delete_module=176,
+            reboot=169,
+            swapon=167,
+            swapoff=168,
+            process_vm_readv=310,
+            process_vm_writev=311,
+            userfaultfd=323,
+            open_by_handle_at=304,
+            name_to_handle_at=303,
+            acct=163,
+            settimeofday=164,
+            clock_settime=227,
+            adjtimex=159,
+            clock_adjtime=305,
+            quotactl=179,
+            vhangup=153,
+            open_tree=428,
+            move_mount=429,
+            fsopen=430,
+            fsconfig=431,
+            fsmount=432,
+            fspick=433,
+            mount_setattr=442,
+            pidfd_getfd=438,
+            kcmp=312,
+            iopl=172,
+            ioperm=173,
+            lookup_dcookie=212,
+            uselib=134,
+            personality=135,
+        ),
+    ),
+    "aarch64": (
+        0xC00000B7,
+        dict(
+            socket=198,
+            clone=220,
+            kill=129,
+            clone3=435,
+            ptrace=117,
+            mount=40,
+            umount2=39,
+            pivot_root=41,
+            chroot=51,
+            unshare=97,
+            setns=268,
+            bpf=280,
+            keyctl=219,
+            add_key=217,
+            request_key=218,
+            io_uring_setup=425,
+            io_uring_enter=426,
+            io_uring_register=427,
+            perf_event_open=241,
+            kexec_load=104,
+            kexec_file_load=294,
+            init_module=105,
+            finit_module=273,
+            delete_module=106,
+            reboot=142,
+            swapon=224,
+            swapoff=225,
+            process_vm_readv=270,
+            process_vm_writev=271,
+            userfaultfd=282,
+            open_by_handle_at=265,
+            name_to_handle_at=264,
+            acct=89,
+            settimeofday=170,
+            clock_settime=112,
+            adjtimex=171,
+            clock_adjtime=266,
+            quotactl=60,
+            vhangup=58,
+            open_tree=428,
+            move_mount=429,
+            fsopen=430,
+            fsconfig=431,
+            fsmount=432,
+            fspick=433,
+            mount_setattr=442,
+            pidfd_getfd=438,
+            kcmp=272,
+            personality=92,
+        ),
+    ),
 }
 
 _LD_ABS_W = 0x20
@@ -66,31 +153,52 @@ def build_filter(machine: str = sc.MACHINE) -> bytes:
     arch, nr = _ARCH[machine]
     special = ("socket", "clone", "clone3", "kill")
     blocked = [n for name, n in nr.items() if name not in special]
-    body = [(_JGE, _X32_BIT, "eperm"), (_JEQ, nr["socket"], "socket"),
-            (_JEQ, nr["clone"], "clone"), (_JEQ, nr["clone3"], "enosys"),
-            (_JEQ, nr["kill"], "kill")]
+    body = [
+        (_JGE, _X32_BIT, "eperm"),
+        (_JEQ, nr["socket"], "socket"),
+        (_JEQ, nr["clone"], "clone"),
+        (_JEQ, nr["clone3"], "enosys"),
+        (_JEQ, nr["kill"], "kill"),
+    ]
     body += [(_JEQ, n, "eperm") for n in blocked]
     e = 5 + len(body)  # index of the EPERM return, right after the fallthrough ALLOW
     targets = {"eperm": e, "enosys": e + 1, "socket": e + 3, "clone": e + 7, "kill": e + 11}
     prog = [
-        _ins(_LD_ABS_W, 4), _ins(_JEQ, arch, 1, 0), _ins(_RET, _KILL_PROCESS),  # arch
-        _ins(_LD_ABS_W, 0),                                                   # nr
+        _ins(_LD_ABS_W, 4),
+        _ins(_JEQ, arch, 1, 0),
+        _ins(_RET, _KILL_PROCESS),  # arch
+        _ins(_LD_ABS_W, 0),  # nr
     ]
     for op, k, tgt in body:
         prog.append(_ins(op, k, targets[tgt] - len(prog) - 1, 0))
     prog.append(_ins(_RET, _ALLOW))
-    prog += [_ins(_RET, _ERRNO | errno.EPERM), _ins(_RET, _ERRNO | errno.ENOSYS),
-             _ins(_RET, _ALLOW)]
+    prog += [
+        _ins(_RET, _ERRNO | errno.EPERM),
+        _ins(_RET, _ERRNO | errno.ENOSYS),
+        _ins(_RET, _ALLOW),
+    ]
     assert len(prog) == targets["socket"]
-    prog += [_ins(_LD_ABS_W, 16), _ins(_JEQ, _AF_UNIX, 0, 1),   # socket(domain): AF_UNIX only
-             _ins(_RET, _ALLOW), _ins(_RET, _ERRNO | errno.EPERM)]
+    prog += [
+        _ins(_LD_ABS_W, 16),
+        _ins(_JEQ, _AF_UNIX, 0, 1),  # socket(domain): AF_UNIX only
+        _ins(_RET, _ALLOW),
+        _ins(_RET, _ERRNO | errno.EPERM),
+    ]
     assert len(prog) == targets["clone"]
-    ns_flags = sc.NAMESPACE_FLAGS & ~sc.CLONE_NEWTIME          # 0x80 is CSIGNAL for clone()
-    prog += [_ins(_LD_ABS_W, 16), _ins(_JSET, ns_flags, 0, 1),  # clone(flags): no namespaces
-             _ins(_RET, _ERRNO | errno.EPERM), _ins(_RET, _ALLOW)]
+    ns_flags = sc.NAMESPACE_FLAGS & ~sc.CLONE_NEWTIME  # 0x80 is CSIGNAL for clone()
+    prog += [
+        _ins(_LD_ABS_W, 16),
+        _ins(_JSET, ns_flags, 0, 1),  # clone(flags): no namespaces
+        _ins(_RET, _ERRNO | errno.EPERM),
+        _ins(_RET, _ALLOW),
+    ]
     assert len(prog) == targets["kill"]
-    prog += [_ins(_LD_ABS_W, 16), _ins(_JEQ, 0xFFFFFFFF, 0, 1),  # kill(-1, sig): everyone
-             _ins(_RET, _ERRNO | errno.EPERM), _ins(_RET, _ALLOW)]
+    prog += [
+        _ins(_LD_ABS_W, 16),
+        _ins(_JEQ, 0xFFFFFFFF, 0, 1),  # kill(-1, sig): everyone
+        _ins(_RET, _ERRNO | errno.EPERM),
+        _ins(_RET, _ALLOW),
+    ]
     assert max(targets.values()) - 4 < 256
     return b"".join(prog)
 

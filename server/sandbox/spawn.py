@@ -57,12 +57,27 @@ class ZygoteHandle:
     def _start(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pkg_dir = os.path.dirname(os.path.abspath(__file__))
-        cmd = [sys.executable, "-s", "-P", "-c", BOOTSTRAP, pkg_dir, ZYGOTE_PACKAGE,
-               str(child.fileno()), json.dumps(self.options)]
+        cmd = [
+            sys.executable,
+            "-s",
+            "-P",
+            "-c",
+            BOOTSTRAP,
+            pkg_dir,
+            ZYGOTE_PACKAGE,
+            str(child.fileno()),
+            json.dumps(self.options),
+        ]
         env = dict(BASE_ENV, HOME="/")
-        self._proc = subprocess.Popen(cmd, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.DEVNULL, cwd="/", env=env,
-                                      start_new_session=True)
+        self._proc = subprocess.Popen(
+            cmd,
+            pass_fds=[child.fileno()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            cwd="/",
+            env=env,
+            start_new_session=True,
+        )
         child.close()
         parent.settimeout(120)
         try:
@@ -129,7 +144,7 @@ def memfd(data: bytes, name: str = "sbx") -> int:
     fd = os.memfd_create(name, os.MFD_CLOEXEC)
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
 
@@ -154,12 +169,23 @@ def _pipe(nonblock_read: bool = True) -> tuple[int, int]:
 class Child:
     """A running sandboxed child as the parent sees it."""
 
-    def __init__(self, zygote: ZygoteHandle, header: dict[str, Any], payload: dict[str, Any],
-                 stdin: str, limits: dict[str, Any], *, pidns: bool, requests: bool = False,
-                 on_line: Callable[[Child, dict[str, Any] | None], None] | None = None) -> None:
+    def __init__(
+        self,
+        zygote: ZygoteHandle,
+        header: dict[str, Any],
+        payload: dict[str, Any],
+        stdin: str,
+        limits: dict[str, Any],
+        *,
+        pidns: bool,
+        requests: bool = False,
+        on_line: Callable[[Child, dict[str, Any] | None], None] | None = None,
+    ) -> None:
         self.limits = limits
-        self.out, self.err = StreamCap(limits["max_output_bytes"]), StreamCap(
-            limits["max_output_bytes"])
+        self.out, self.err = (
+            StreamCap(limits["max_output_bytes"]),
+            StreamCap(limits["max_output_bytes"]),
+        )
         self.lines = LineReader(RESULT_CAP, 16 << 20)
         self.on_line = on_line
         self.exit: dict[str, Any] | None = None
@@ -278,8 +304,7 @@ class Child:
             self.kill("result channel overflow")
 
 
-def pump(children: list[Child], deadline: float,
-         stop: Callable[[], bool] | None = None) -> bool:
+def pump(children: list[Child], deadline: float, stop: Callable[[], bool] | None = None) -> bool:
     """Serve the children's pipes until all have exited (or `stop()`); SIGKILL them all
     at the deadline. Returns True if the deadline was hit."""
     sel = selectors.DefaultSelector()

@@ -30,10 +30,33 @@ from . import harness, isolation, landlock
 from . import syscalls as sc
 
 WARM_IMPORTS = (
-    "math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string",
-    "random", "typing", "dataclasses", "fractions", "decimal", "statistics", "operator",
-    "copy", "datetime", "enum", "abc", "textwrap", "array", "struct", "unittest",
-    "contextlib", "io", "json", "time",
+    "math",
+    "re",
+    "collections",
+    "itertools",
+    "functools",
+    "heapq",
+    "bisect",
+    "string",
+    "random",
+    "typing",
+    "dataclasses",
+    "fractions",
+    "decimal",
+    "statistics",
+    "operator",
+    "copy",
+    "datetime",
+    "enum",
+    "abc",
+    "textwrap",
+    "array",
+    "struct",
+    "unittest",
+    "contextlib",
+    "io",
+    "json",
+    "time",
 )
 WARM_CODE = """
 import math, collections
@@ -60,7 +83,8 @@ class Zygote:
         area = os.path.dirname(header["workdir"])
         if area not in self.rulesets:
             self.rulesets[area] = landlock.build(
-                self.pol.read_only, [area, *isolation.DEVICES_RW], self.pol.landlock_abi)
+                self.pol.read_only, [area, *isolation.DEVICES_RW], self.pol.landlock_abi
+            )
             os.set_inheritable(self.rulesets[area], False)
         return self.rulesets[area]
 
@@ -140,9 +164,14 @@ class Zygote:
             sc.close_fds_from(max(targets) + 1)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            isolation.apply_child(self.pol, workdir=header["workdir"], uid=header.get("uid"),
-                                  limits=header["limits"], dumpable=header.get("dumpable", True),
-                                  ruleset_fd=rfd)
+            isolation.apply_child(
+                self.pol,
+                workdir=header["workdir"],
+                uid=header.get("uid"),
+                limits=header["limits"],
+                dumpable=header.get("dumpable", True),
+                ruleset_fd=rfd,
+            )
             gc.enable()
             if kind == "kernel":
                 harness.kernel_loop(3)
@@ -165,8 +194,16 @@ class Zygote:
         if not self.pol.on("pid_namespace"):
             self._sweep(pid, header)
         try:
-            reply.send(json.dumps({"exit": status, "utime": ru.ru_utime,
-                                   "stime": ru.ru_stime, "minflt": ru.ru_minflt}).encode())
+            reply.send(
+                json.dumps(
+                    {
+                        "exit": status,
+                        "utime": ru.ru_utime,
+                        "stime": ru.ru_stime,
+                        "minflt": ru.ru_minflt,
+                    }
+                ).encode()
+            )
         except OSError:
             pass
         reply.close()
@@ -215,8 +252,9 @@ def main(argv: list[str]) -> None:
     opts = json.loads(argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.set_inheritable(ctl.fileno(), False)
-    pol = isolation.setup_zygote(set(opts["disabled"]), opts["private_roots"],
-                                 opts["workbase"], opts["probe_uid"])
+    pol = isolation.setup_zygote(
+        set(opts["disabled"]), opts["private_roots"], opts["workbase"], opts["probe_uid"]
+    )
     warm_up()
     ctl.send(json.dumps({"report": pol.report(), "pid": os.getpid()}).encode())
     Zygote(ctl, pol).serve()

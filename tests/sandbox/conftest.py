@@ -8,8 +8,15 @@ from collections.abc import Iterator
 import pytest
 from python_env.server.sandbox import Limits, Sandbox
 
-FAST = Limits(wall_s=3.0, cpu_s=3.0, memory_mb=512, max_output_bytes=4096, file_size_mb=8,
-              max_processes=16, max_open_files=64)
+FAST = Limits(
+    wall_s=3.0,
+    cpu_s=3.0,
+    memory_mb=512,
+    max_output_bytes=4096,
+    file_size_mb=8,
+    max_processes=16,
+    max_open_files=64,
+)
 
 
 @pytest.fixture(scope="session")

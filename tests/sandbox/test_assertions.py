@@ -9,11 +9,15 @@ from python_env.server.sandbox import Limits, Sandbox
 pytestmark = pytest.mark.timeout(60)
 GOOD = "def add(a, b):\n    return a + b\n"
 WRONG = "def add(a, b):\n    return a - b\n"
-TESTS = ("import pytest\n\ndef test_small():\n    assert add(1, 2) == 3\n\n"
-         "def test_tuple():\n    assert add((1,), (2,)) == (1, 2)\n\n"
-         "def test_raises():\n    with pytest.raises(TypeError):\n        add(1, 'x')\n")
-CHECK = ("METADATA = {}\n\ndef check(candidate):\n    assert candidate(2, 3) == 5\n"
-         "    assert candidate(-1, 1) == 0\n")
+TESTS = (
+    "import pytest\n\ndef test_small():\n    assert add(1, 2) == 3\n\n"
+    "def test_tuple():\n    assert add((1,), (2,)) == (1, 2)\n\n"
+    "def test_raises():\n    with pytest.raises(TypeError):\n        add(1, 'x')\n"
+)
+CHECK = (
+    "METADATA = {}\n\ndef check(candidate):\n    assert candidate(2, 3) == 5\n"
+    "    assert candidate(-1, 1) == 0\n"
+)
 
 
 def verdict(sb: Sandbox, src: str, tests: str = TESTS, **kw: object) -> dict[str, bool]:
@@ -24,7 +28,10 @@ def verdict(sb: Sandbox, src: str, tests: str = TESTS, **kw: object) -> dict[str
 def test_test_functions(sb: Sandbox) -> None:
     res = sb.run_assertions(GOOD, TESTS, entry_point="add")
     assert [(t.name, t.passed) for t in res.tests] == [
-        ("test_small", True), ("test_tuple", True), ("test_raises", True)]
+        ("test_small", True),
+        ("test_tuple", True),
+        ("test_raises", True),
+    ]
     assert res.load_error is None and not res.timed_out
     bad = sb.run_assertions(WRONG, TESTS, entry_point="add")
     assert [t.passed for t in bad.tests] == [False, False, True]
@@ -41,8 +48,8 @@ PATCHES = [
     "import unittest\nunittest.TestCase.assertEqual = lambda *a, **k: None\n",
     "import sys, types\nsys.modules['pytest'] = types.ModuleType('pytest')\n",
     "import builtins\nbuiltins.__import__ = None\n",
-    "import os\nos.write(3, b'{\"t\": \"test_small\", \"p\": true, \"m\": \"\"}\\n')\n",
-    "import sys\nprint('{\"t\": \"check\", \"p\": true}')\n",
+    'import os\nos.write(3, b\'{"t": "test_small", "p": true, "m": ""}\\n\')\n',
+    'import sys\nprint(\'{"t": "check", "p": true}\')\n',
 ]
 
 
@@ -66,14 +73,18 @@ def test_candidate_skip_or_exit_inside(sb: Sandbox) -> None:
 
 
 def test_test_code_skip_counts_as_failure(sb: Sandbox) -> None:
-    tests = "import pytest\ndef test_a():\n    pytest.skip('later')\ndef test_b(tmp_path):\n    pass\n"
+    tests = (
+        "import pytest\ndef test_a():\n    pytest.skip('later')\ndef test_b(tmp_path):\n    pass\n"
+    )
     res = sb.run_assertions(GOOD, tests, entry_point="add")
     assert [t.passed for t in res.tests] == [False, False]
     assert "skip" in res.tests[0].message and "fixture" in res.tests[1].message
 
 
 def test_always_equal_return_cannot_cross(sb: Sandbox) -> None:
-    src = "class E:\n    def __eq__(self, o):\n        return True\ndef add(a, b):\n    return E()\n"
+    src = (
+        "class E:\n    def __eq__(self, o):\n        return True\ndef add(a, b):\n    return E()\n"
+    )
     res = sb.run_assertions(src, CHECK, entry_point="add")
     assert not res.tests[0].passed and "E" in res.tests[0].message
 
@@ -101,8 +112,10 @@ def test_helpers_importable_from_solution(sb: Sandbox) -> None:
 
 
 def test_candidate_that_never_reads_requests_cannot_hang_the_relay(sb: Sandbox) -> None:
-    src = ("import os\nfor i in range(1, 200):\n    os.write(3, ('{\"id\": %d, \"ok\": 5}\\n' % i).encode())\n"
-           "import time\ntime.sleep(60)\ndef add(a, b):\n    return a + b\n")
+    src = (
+        'import os\nfor i in range(1, 200):\n    os.write(3, (\'{"id": %d, "ok": 5}\\n\' % i).encode())\n'
+        "import time\ntime.sleep(60)\ndef add(a, b):\n    return a + b\n"
+    )
     tests = "def test_big():\n    for _ in range(50):\n        add(list(range(100000)), [])\n"
     res = sb.run_assertions(src, tests + CHECK, entry_point="add", limits=Limits(wall_s=3))
     assert not any(t.passed for t in res.tests)

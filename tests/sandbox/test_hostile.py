@@ -14,8 +14,15 @@ import pytest
 from python_env.server.sandbox import Limits, Sandbox
 
 pytestmark = pytest.mark.timeout(60)
-SHORT = Limits(wall_s=1.5, cpu_s=5, memory_mb=256, max_output_bytes=4096, file_size_mb=8,
-               max_processes=16, max_open_files=64)
+SHORT = Limits(
+    wall_s=1.5,
+    cpu_s=5,
+    memory_mb=256,
+    max_output_bytes=4096,
+    file_size_mb=8,
+    max_processes=16,
+    max_open_files=64,
+)
 
 
 def _contained_tree(sb: Sandbox) -> bool:
@@ -34,8 +41,11 @@ def test_cpu_limit(healthy: Sandbox) -> None:
 
 
 def test_sigterm_ignored(healthy: Sandbox) -> None:
-    r = healthy.run("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-                    "while True: time.sleep(0.01)", limits=SHORT)
+    r = healthy.run(
+        "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "while True: time.sleep(0.01)",
+        limits=SHORT,
+    )
     assert r.timed_out and r.signal == signal.SIGKILL
 
 
@@ -49,29 +59,39 @@ def test_memory_bomb(healthy: Sandbox) -> None:
 def test_fork_bomb(healthy: Sandbox) -> None:
     if not _contained_tree(healthy):
         pytest.skip("no PID namespace and no per-slot uid: a fork bomb would hit the host")
-    r = healthy.run("import os\nwhile True:\n    try:\n        os.fork()\n"
-                    "    except OSError:\n        pass\n", limits=SHORT)
+    r = healthy.run(
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
+        limits=SHORT,
+    )
     assert r.timed_out or r.signal is not None
 
 
 def test_thread_bomb(healthy: Sandbox) -> None:
-    r = healthy.run("import threading, time\nn = 0\ntry:\n    while True:\n"
-                    "        threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
-                    "        n += 1\nexcept Exception as e:\n    print('stopped', type(e).__name__)\n"
-                    "import os, sys; sys.stdout.flush(); os._exit(0)", limits=SHORT)
+    r = healthy.run(
+        "import threading, time\nn = 0\ntry:\n    while True:\n"
+        "        threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+        "        n += 1\nexcept Exception as e:\n    print('stopped', type(e).__name__)\n"
+        "import os, sys; sys.stdout.flush(); os._exit(0)",
+        limits=SHORT,
+    )
     assert r.stdout.startswith("stopped") or r.timed_out or r.memory_exceeded, r
 
 
 def test_huge_file_write(healthy: Sandbox) -> None:
-    r = healthy.run("chunk = b'x' * (1 << 20)\nwith open('big', 'wb') as f:\n"
-                    "    for _ in range(10 * 1024):\n        f.write(chunk)\n", limits=SHORT)
+    r = healthy.run(
+        "chunk = b'x' * (1 << 20)\nwith open('big', 'wb') as f:\n"
+        "    for _ in range(10 * 1024):\n        f.write(chunk)\n",
+        limits=SHORT,
+    )
     assert r.exception_type == "OSError" and "too large" in (r.exception_message or "")
 
 
 def test_one_gigabyte_print_is_cut_off_promptly(healthy: Sandbox) -> None:
     t0 = time.monotonic()
-    r = healthy.run("import sys\nchunk = 'x' * 65536\nfor _ in range(16384):\n"
-                    "    sys.stdout.write(chunk)\n", limits=Limits(wall_s=30))
+    r = healthy.run(
+        "import sys\nchunk = 'x' * 65536\nfor _ in range(16384):\n    sys.stdout.write(chunk)\n",
+        limits=Limits(wall_s=30),
+    )
     assert r.stdout_truncated and len(r.stdout) == Limits().max_output_bytes
     assert not r.timed_out and r.exit_code != 0
     assert time.monotonic() - t0 < 25  # far below the wall limit: stopped at the cap
@@ -84,8 +104,11 @@ def test_network_to_loopback_listener_fails(healthy: Sandbox) -> None:
     srv.settimeout(0.5)
     port = srv.getsockname()[1]
     try:
-        r = healthy.run(f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), 2)\n"
-                        "s.sendall(b'leak')\nprint('connected')", limits=SHORT)
+        r = healthy.run(
+            f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), 2)\n"
+            "s.sendall(b'leak')\nprint('connected')",
+            limits=SHORT,
+        )
         assert "connected" not in r.stdout and r.exception_type is not None
         with pytest.raises(TimeoutError):
             srv.accept()
@@ -114,8 +137,7 @@ def test_repo_and_task_data_are_hidden(healthy: Sandbox) -> None:
     import python_env
 
     root = os.path.dirname(os.path.abspath(python_env.__file__))
-    r = healthy.run(f"import os\nprint(os.listdir({os.path.join(root, 'server')!r}))",
-                    limits=SHORT)
+    r = healthy.run(f"import os\nprint(os.listdir({os.path.join(root, 'server')!r}))", limits=SHORT)
     assert r.exception_type in ("PermissionError", "FileNotFoundError"), r
     r2 = healthy.run("import python_env.server.tasks", limits=SHORT)
     assert r2.exception_type is not None
@@ -123,8 +145,10 @@ def test_repo_and_task_data_are_hidden(healthy: Sandbox) -> None:
 
 def test_kill_parent(healthy: Sandbox) -> None:
     zygotes = healthy.zygote_pids()
-    r = healthy.run("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
-                    "print('still here')", limits=SHORT)
+    r = healthy.run(
+        "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nprint('still here')",
+        limits=SHORT,
+    )
     assert r.exit_code is not None or r.signal is not None
     for pid in zygotes:
         os.kill(pid, 0)  # still alive
@@ -134,9 +158,11 @@ def test_kill_everything(healthy: Sandbox) -> None:
     if not _contained_tree(healthy):
         pytest.skip("kill(-1) without PID namespace or uid drop would hit the host")
     zygotes = healthy.zygote_pids()
-    r = healthy.run("import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\n"
-                    "except OSError as e:\n    print(type(e).__name__)\nprint('done')",
-                    limits=SHORT)
+    r = healthy.run(
+        "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\n"
+        "except OSError as e:\n    print(type(e).__name__)\nprint('done')",
+        limits=SHORT,
+    )
     assert r.exit_code is not None or r.signal is not None
     if "seccomp" in healthy.isolation.active:
         assert r.stdout == "PermissionError\ndone\n"
@@ -162,11 +188,15 @@ def test_daemon_grandchild_dies_with_the_run(healthy: Sandbox) -> None:
     outdir = tempfile.mkdtemp(prefix="sbx-marker-")
     os.chmod(outdir, 0o777)
     target = os.path.join(outdir, "marker")
-    daemon = (f"import time\ntime.sleep(0.5)\nopen({target!r}, 'w').write('escaped')\n"
-              f"time.sleep(30)  # {marker}")
-    code = ("import os, sys\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
-            f"        os.execv(sys.executable, [sys.executable, '-c', {daemon!r}])\n"
-            "    os._exit(0)\nprint('parent done')")
+    daemon = (
+        f"import time\ntime.sleep(0.5)\nopen({target!r}, 'w').write('escaped')\n"
+        f"time.sleep(30)  # {marker}"
+    )
+    code = (
+        "import os, sys\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        f"        os.execv(sys.executable, [sys.executable, '-c', {daemon!r}])\n"
+        "    os._exit(0)\nprint('parent done')"
+    )
     try:
         r = healthy.run(code, limits=SHORT)
         assert r.stdout == "parent done\n", r
@@ -185,8 +215,11 @@ def test_daemon_grandchild_dies_with_the_run(healthy: Sandbox) -> None:
 
 
 def test_ctypes_segfault(healthy: Sandbox) -> None:
-    r = healthy.run("import resource\nprint(resource.getrlimit(resource.RLIMIT_CORE), flush=True)\n"
-                    "import ctypes\nctypes.string_at(0)", limits=SHORT)
+    r = healthy.run(
+        "import resource\nprint(resource.getrlimit(resource.RLIMIT_CORE), flush=True)\n"
+        "import ctypes\nctypes.string_at(0)",
+        limits=SHORT,
+    )
     assert r.signal == signal.SIGSEGV and r.exit_code is None
     assert r.stdout == "(0, 0)\n"  # no core dump
 
@@ -194,16 +227,21 @@ def test_ctypes_segfault(healthy: Sandbox) -> None:
 def test_deep_recursion(healthy: Sandbox) -> None:
     r = healthy.run("def f(n):\n    return f(n + 1)\nf(0)", limits=SHORT)
     assert r.exception_type == "RecursionError"
-    r2 = healthy.run("import sys\nsys.setrecursionlimit(10 ** 7)\n"
-                     "def f(n):\n    return f(n + 1)\nf(0)", limits=SHORT)
+    r2 = healthy.run(
+        "import sys\nsys.setrecursionlimit(10 ** 7)\ndef f(n):\n    return f(n + 1)\nf(0)",
+        limits=SHORT,
+    )
     assert r2.signal is not None or r2.exception_type is not None
 
 
 def test_namespace_and_privilege_escapes_fail(healthy: Sandbox) -> None:
-    r = healthy.run("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
-                    "print(libc.unshare(0x10000000), libc.unshare(0x40000000))\n"
-                    "try:\n    os.setuid(0)\nexcept OSError as e:\n    print('setuid', e.errno)\n"
-                    "print(libc.mount(b'none', b'/tmp', b'tmpfs', 0, None))", limits=SHORT)
+    r = healthy.run(
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "print(libc.unshare(0x10000000), libc.unshare(0x40000000))\n"
+        "try:\n    os.setuid(0)\nexcept OSError as e:\n    print('setuid', e.errno)\n"
+        "print(libc.mount(b'none', b'/tmp', b'tmpfs', 0, None))",
+        limits=SHORT,
+    )
     lines = r.stdout.splitlines()
     assert lines[0] == "-1 -1" and lines[2] == "-1", r
 
@@ -211,7 +249,9 @@ def test_namespace_and_privilege_escapes_fail(healthy: Sandbox) -> None:
 def test_max_processes_one_means_no_forking(healthy: Sandbox) -> None:
     if "uid_drop" not in healthy.isolation.active:
         pytest.skip("RLIMIT_NPROC is not enforced for root without a per-slot uid")
-    r = healthy.run("import os\ntry:\n    os.fork()\n    print('forked')\n"
-                    "except OSError as e:\n    print(type(e).__name__)",
-                    limits=Limits(wall_s=5, max_processes=1))
+    r = healthy.run(
+        "import os\ntry:\n    os.fork()\n    print('forked')\n"
+        "except OSError as e:\n    print(type(e).__name__)",
+        limits=Limits(wall_s=5, max_processes=1),
+    )
     assert r.stdout == "BlockingIOError\n", r

@@ -35,9 +35,11 @@ def test_everything_is_active_as_root(sb: Sandbox) -> None:
 
 def test_runs_as_unprivileged_uid_without_network(sb: Sandbox) -> None:
     active = set(sb.isolation.active)
-    r = sb.run("import os, socket\nprint(os.getuid(), os.getpid())\ntry:\n"
-               "    socket.socket(socket.AF_INET).close()\n    print('inet ok')\n"
-               "except OSError as e:\n    print('inet', e.errno)\n")
+    r = sb.run(
+        "import os, socket\nprint(os.getuid(), os.getpid())\ntry:\n"
+        "    socket.socket(socket.AF_INET).close()\n    print('inet ok')\n"
+        "except OSError as e:\n    print('inet', e.errno)\n"
+    )
     uid, pid = r.stdout.split()[:2]
     if "uid_drop" in active:
         assert int(uid) != 0
@@ -58,14 +60,18 @@ def test_degraded_mode_still_enforces_limits() -> None:
         assert r.timed_out and r.signal == signal.SIGKILL
         r = s.run("x = bytearray(2 * 1024 ** 3)")
         assert r.memory_exceeded
-        r = s.run("import sys\nfor _ in range(10 ** 6): sys.stdout.write('x' * 1000)",
-                  limits=Limits(wall_s=30, max_output_bytes=2048))
+        r = s.run(
+            "import sys\nfor _ in range(10 ** 6): sys.stdout.write('x' * 1000)",
+            limits=Limits(wall_s=30, max_output_bytes=2048),
+        )
         assert r.stdout_truncated and not r.timed_out and len(r.stdout) == 2048
         r = s.run("import resource\nprint(resource.getrlimit(resource.RLIMIT_FSIZE)[0])")
         assert r.stdout == f"{SHORT.file_size_mb << 20}\n"
         marker = f"sbx-straggler-{uuid.uuid4().hex}"
-        r = s.run("import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', "
-                  f"'import time; time.sleep(30)  # {marker}'])\nprint('spawned')")
+        r = s.run(
+            "import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', "
+            f"'import time; time.sleep(30)  # {marker}'])\nprint('spawned')"
+        )
         assert r.stdout == "spawned\n"
         assert not _alive_with(marker)  # the process group was killed with the run
         assert s.run("print('ok')").stdout == "ok\n"
@@ -73,8 +79,9 @@ def test_degraded_mode_still_enforces_limits() -> None:
         assert k.run("x = 2").exit_code == 0 and k.run("x").stdout == "2\n"
         assert k.run("while True: pass").timed_out and k.run("1").kernel_restarted
         k.close()
-        res = s.run_assertions("def f(x):\n    return x\n",
-                               "def check(c):\n    assert c(1) == 1\n", entry_point="f")
+        res = s.run_assertions(
+            "def f(x):\n    return x\n", "def check(c):\n    assert c(1) == 1\n", entry_point="f"
+        )
         assert [t.passed for t in res.tests] == [True]
 
 

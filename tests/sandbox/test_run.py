@@ -40,27 +40,32 @@ def test_syntax_error(sb: Sandbox) -> None:
     assert "SyntaxError" in r.stderr
 
 
-@pytest.mark.parametrize(("code", "exit_code", "stderr"), [
-    ("import sys; sys.exit(3)", 3, ""),
-    ("raise SystemExit", 0, ""),
-    ("import sys; sys.exit('bye')", 1, "bye\n"),
-    ("import os; os._exit(7)", 7, ""),
-])
+@pytest.mark.parametrize(
+    ("code", "exit_code", "stderr"),
+    [
+        ("import sys; sys.exit(3)", 3, ""),
+        ("raise SystemExit", 0, ""),
+        ("import sys; sys.exit('bye')", 1, "bye\n"),
+        ("import os; os._exit(7)", 7, ""),
+    ],
+)
 def test_exit_codes(sb: Sandbox, code: str, exit_code: int, stderr: str) -> None:
     r = sb.run(code)
     assert (r.exit_code, r.stderr, r.exception_type) == (exit_code, stderr, None)
 
 
 def test_stdin_and_unicode(sb: Sandbox) -> None:
-    r = sb.run("import sys\nfor line in sys.stdin: print(line.strip()[::-1])",
-               stdin="abc\nhé→\n")
+    r = sb.run("import sys\nfor line in sys.stdin: print(line.strip()[::-1])", stdin="abc\nhé→\n")
     assert r.stdout == "cba\n→éh\n"
 
 
 def test_files_in_private_workdir(sb: Sandbox) -> None:
     files = {"solution.py": "def f():\n    return 41\n", "data/in.txt": "1"}
-    r = sb.run("import os, solution\nprint(solution.f() + int(open('data/in.txt').read()))\n"
-               "print(sorted(os.listdir('.')))", files=files)
+    r = sb.run(
+        "import os, solution\nprint(solution.f() + int(open('data/in.txt').read()))\n"
+        "print(sorted(os.listdir('.')))",
+        files=files,
+    )
     assert r.stdout.splitlines() == ["42", "['data', 'solution.py']"], r.stderr
     r2 = sb.run("import os; print(os.listdir('.'))")
     assert r2.stdout == "[]\n"  # nothing left over from the previous run
@@ -69,8 +74,10 @@ def test_files_in_private_workdir(sb: Sandbox) -> None:
 
 
 def test_stderr_and_truncation_flags(sb: Sandbox) -> None:
-    r = sb.run("import sys\nsys.stderr.write('e' * 10000)\nprint('o' * 10)",
-               limits=Limits(max_output_bytes=100))
+    r = sb.run(
+        "import sys\nsys.stderr.write('e' * 10000)\nprint('o' * 10)",
+        limits=Limits(max_output_bytes=100),
+    )
     assert r.stderr == "e" * 100 and r.stderr_truncated
     assert r.stdout == "o" * 10 + "\n" and not r.stdout_truncated
 
