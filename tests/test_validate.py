@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -56,7 +54,7 @@ def test_multi_mode_deployment_ready() -> None:
 
 
 def test_validate_running_server(server) -> None:
-    result = _openenv("validate", server.url, "--json", "--timeout", "30")
+    result = _openenv("validate", "--url", server.url, "--json", "--timeout", "30")
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     criteria = {c["id"]: c["passed"] for c in report["criteria"]}
@@ -71,10 +69,3 @@ def test_validate_running_server(server) -> None:
     ):
         assert criteria.get(check) is True, (check, criteria)
     assert report["mode"] == "simulation"
-
-
-@pytest.mark.parametrize("flag", ["--url"])
-def test_validate_running_server_via_url_option(server, flag: str) -> None:
-    result = _openenv("validate", flag, server.url, "--timeout", "30")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Verdict: PASS" in result.stdout
