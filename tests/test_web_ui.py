@@ -85,14 +85,19 @@ def page(chromium: str, tmp_path: Path, request: pytest.FixtureRequest):
         page = context.pages[0] if context.pages else context.new_page()
         page.set_default_timeout(STEP_TIMEOUT_MS)
         expect.set_options(timeout=STEP_TIMEOUT_MS)
+        out = Path(os.environ.get("PYTHON_ENV_ARTIFACTS") or tmp_path)
+        out.mkdir(parents=True, exist_ok=True)
+
+        def shoot(label: str = "end") -> None:
+            shot = out / f"{request.node.name}-{label}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            print(f"screenshot: {shot}")
+
+        page.shoot = shoot  # type: ignore[attr-defined]
         try:
             yield page
         finally:
-            out = Path(os.environ.get("PYTHON_ENV_ARTIFACTS") or tmp_path)
-            out.mkdir(parents=True, exist_ok=True)
-            shot = out / f"{request.node.name}.png"
-            page.screenshot(path=str(shot), full_page=True)
-            print(f"screenshot: {shot}")
+            shoot()
             context.close()
 
 
@@ -161,6 +166,7 @@ def test_play_a_task_in_the_browser(page, web_server: str, bank) -> None:
     expect(page.locator("#pe-reward")).to_be_visible()
     steps_left = page.locator("#pe-stats div").filter(has_text="steps left")
     expect(steps_left).to_contain_text(str(task.max_steps - 4))
+    page.shoot("submitted")
 
     # The episode is over: further actions are refused on the page, not sent.
     page.locator("#pe-test").click()
