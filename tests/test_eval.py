@@ -20,11 +20,7 @@ from python_env.eval import parse_reply, select_tasks
 from python_env.eval.__main__ import _seeds, main
 from python_env.eval.prompts import ReplyError
 from python_env.eval.runner import EvalError
-
-try:
-    from .conftest import free_port
-except ImportError:  # collected without the package context
-    from conftest import free_port  # type: ignore[no-redef]
+from python_env.server.launcher import free_port
 
 START = re.compile(r"^\[START\] task=(\S+) env=python_env model=(\S+)$")
 STEP = re.compile(

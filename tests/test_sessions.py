@@ -6,7 +6,7 @@ import contextlib
 import json
 import time
 
-from conftest import run_server
+from python_env.server.launcher import run_server
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 

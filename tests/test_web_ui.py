@@ -15,25 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from python_env.server.launcher import run_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
-
-def _root_conftest():
-    """tests/conftest.py by path: the module name `conftest` may belong to a subdirectory's."""
-    import importlib.util
-    import sys
-
-    path = Path(__file__).with_name("conftest.py")
-    spec = importlib.util.spec_from_file_location("python_env_tests_conftest", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-run_server = _root_conftest().run_server
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
