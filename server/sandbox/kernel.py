@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .capture import StreamCap, parse_line, read_some
 from .engine import check_files
 from .records import Limits, RunResult, SandboxError
-from .spawn import KILL_GRACE_S, devnull, memfd
+from .spawn import KILL_GRACE_S, devnull, memfd, sigkill
 
 if TYPE_CHECKING:
     from .engine import Sandbox
@@ -76,18 +76,8 @@ class _Proc:
         return self.exit
 
     def kill(self) -> None:
-        if self.exit is not None:
-            return
-        if not self.pidns:
-            try:
-                os.killpg(self.pid, signal.SIGKILL)
-            except OSError:
-                pass
-        if self.pidfd is not None:
-            try:
-                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
-            except OSError:
-                pass
+        if self.exit is None:
+            sigkill(self.pid, self.pidfd, self.pidns)
 
     def close(self) -> None:
         self.kill()

@@ -140,6 +140,22 @@ class ZygoteHandle:
             self._stop()
 
 
+def sigkill(pid: int, pidfd: int | None, pidns: bool) -> None:
+    """Kill a child and everything it started: its PID namespace dies with it (pidns),
+    otherwise its process group (setsid made it the leader). The pidfd never hits a
+    recycled pid."""
+    if not pidns:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    if pidfd is not None:
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def memfd(data: bytes, name: str = "sbx") -> int:
     fd = os.memfd_create(name, os.MFD_CLOEXEC)
     view = memoryview(data)
@@ -229,16 +245,7 @@ class Child:
         if self.exit is not None:
             return
         self.killed_for = self.killed_for or why
-        if not self.pidns:
-            try:
-                os.killpg(self.pid, signal.SIGKILL)
-            except OSError:
-                pass
-        if self.pidfd is not None:
-            try:
-                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
-            except OSError:
-                pass
+        sigkill(self.pid, self.pidfd, self.pidns)
 
     def send(self, obj: dict[str, Any]) -> bool:
         """Write one request line without ever blocking (the pipe was enlarged; a child
