@@ -181,6 +181,25 @@ def test_hostile_programs_are_contained(root_container: Started) -> None:
     )
     assert root_container.healthy() and root_container.provider.running()
 
+    # The server's own package (task data, reference solutions) is unreadable to a run,
+    # even without a mount namespace: Landlock and the dropped uid keep it out.
+    run = root_container.run(
+        "import glob, sys\n"
+        "try:\n"
+        "    from python_env.server.tasks import default_bank\n"
+        "    print('IMPORTED', len(default_bank()))\n"
+        "except Exception as e:\n"
+        "    print('import:', type(e).__name__)\n"
+        "for path in glob.glob('/app/**/tasks/data/*.toml', recursive=True)[:1] + [\n"
+        "    p + '/python_env/server/tasks/data/implement_easy.toml' for p in sys.path]:\n"
+        "    try:\n"
+        "        print('READ', path, len(open(path).read()))\n"
+        "    except OSError as e:\n"
+        "        print(path, type(e).__name__)\n",
+        persistent=False,
+    )
+    assert "IMPORTED" not in run.stdout and "READ" not in run.stdout, run.stdout
+
     # After all that, an ordinary run still works, in the kernel and in a fresh process.
     assert root_container.run("print(6 * 7)").stdout == "42\n"
     assert root_container.run("print(6 * 7)", persistent=False).stdout == "42\n"
