@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
+import os
 import re
 import sys
 import time
@@ -156,11 +157,14 @@ def chart(result: dict[str, Any], path: Path) -> None:
     for key, label in (
         ("env_cold", "python_env cold"),
         ("env_warm", "python_env warm"),
-        ("env_seq", "python_env"),
+        ("env_seq", "python_env warm"),
     ):
         run = result.get(key)
         if run:
-            bars.append((f"{label}\n({run['sessions']} sessions)", run["tasks_per_s"], "#4c72b0"))
+            n = run["sessions"]
+            bars.append(
+                (f"{label}\n({n} session{'s' if n > 1 else ''})", run["tasks_per_s"], "#4c72b0")
+            )
     fig, ax = plt.subplots(figsize=(9, 4.8))
     xs = range(len(bars))
     ax.bar(xs, [b[1] for b in bars], color=[b[2] for b in bars])
@@ -263,6 +267,7 @@ def main() -> None:
     t0 = time.perf_counter()
     result = asyncio.run(main_async(args))
     result["elapsed_s"] = round(time.perf_counter() - t0, 1)
+    result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     suffix = "_quick" if args.quick else ""
     path = write_json(f"bench_humaneval{suffix}.json", result)
     png = path.with_suffix(".png")

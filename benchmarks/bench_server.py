@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import io
+import os
 import statistics
 import sys
 import time
@@ -216,11 +217,11 @@ async def submit(
 async def latency_suite(
     url: str, ws_url: str, tasks: dict[str, Any], quick: bool
 ) -> dict[str, Any]:
-    n = 60 if quick else 300
+    n = 40 if quick else 300
     n_cpu = 10 if quick else 30
-    n_test = 15 if quick else 60
+    n_test = 10 if quick else 60
     n_submit = 6 if quick else 30
-    budget = Deadline(35 if quick else 120)
+    budget = Deadline(20 if quick else 120)
     out: dict[str, Any] = {}
 
     def record(
@@ -243,34 +244,47 @@ async def latency_suite(
             lat.append(time.perf_counter() - t)
     record("http_health (floor)", lat)
 
+    kernel = {"kind": "run", "code": TRIVIAL, "persistent": True}
+    oneshot = {"kind": "run", "code": TRIVIAL, "persistent": False}
+    loop_k = {"kind": "run", "code": CPU_LOOP, "persistent": True}
+    loop_o = {"kind": "run", "code": CPU_LOOP, "persistent": False}
     async with Session(ws_url, REQUEST_TIMEOUT_S) as s:
         await s.reset()
-        for _ in range(20):
-            await s.state()
-        lat = []
-        for _ in range(n):
-            t = time.perf_counter()
-            await s.state()
-            lat.append(time.perf_counter() - t)
-        record("ws_state (floor)", lat)
-
-        kernel = {"kind": "run", "code": TRIVIAL, "persistent": True}
-        oneshot = {"kind": "run", "code": TRIVIAL, "persistent": False}
         t = time.perf_counter()
         check_run(await s.step(**kernel), TRIVIAL_OUT)  # starts the kernel
         out["kernel_first_step_ms"] = round((time.perf_counter() - t) * 1000, 3)
-        await time_steps(s, 10, kernel, TRIVIAL_OUT, budget)
-        record("kernel trivial", *await time_steps(s, n, kernel, TRIVIAL_OUT, budget))
-        await time_steps(s, 5, oneshot, TRIVIAL_OUT, budget)
-        record("one-shot trivial", *await time_steps(s, n, oneshot, TRIVIAL_OUT, budget))
-        loop_k = {"kind": "run", "code": CPU_LOOP, "persistent": True}
-        loop_o = {"kind": "run", "code": CPU_LOOP, "persistent": False}
+        for _ in range(5):  # warm every path
+            await s.state()
+            await time_steps(s, 1, kernel, TRIVIAL_OUT, budget)
+            await time_steps(s, 1, oneshot, TRIVIAL_OUT, budget)
         await time_steps(s, 2, loop_k, CPU_LOOP_OUT, budget)
-        record("kernel 100k loop", *await time_steps(s, n_cpu, loop_k, CPU_LOOP_OUT, budget))
-        record("one-shot 100k loop", *await time_steps(s, n_cpu, loop_o, CPU_LOOP_OUT, budget))
+        await time_steps(s, 1, loop_o, CPU_LOOP_OUT, budget)
+        native_cpu_loop(3)
 
-    native_cpu_loop(3)
-    record("native 100k loop (in-process)", native_cpu_loop(n_cpu))
+        # interleaved rounds, so that every scenario sees the same machine conditions
+        names = ("ws_state (floor)", "kernel trivial", "one-shot trivial")
+        cpu_names = ("kernel 100k loop", "one-shot 100k loop", "native 100k loop (in-process)")
+        lat_of: dict[str, list[float]] = {k: [] for k in names + cpu_names}
+        sandbox_of: dict[str, list[float]] = {k: [] for k in names + cpu_names}
+
+        def add(name: str, samples: tuple[list[float], list[float]]) -> None:
+            lat_of[name] += samples[0]
+            sandbox_of[name] += samples[1]
+
+        for i in range(n):
+            if budget.over():
+                break
+            t = time.perf_counter()
+            await s.state()
+            lat_of["ws_state (floor)"].append(time.perf_counter() - t)
+            add("kernel trivial", await time_steps(s, 1, kernel, TRIVIAL_OUT, budget))
+            add("one-shot trivial", await time_steps(s, 1, oneshot, TRIVIAL_OUT, budget))
+            if i < n_cpu:
+                add("kernel 100k loop", await time_steps(s, 1, loop_k, CPU_LOOP_OUT, budget))
+                add("one-shot 100k loop", await time_steps(s, 1, loop_o, CPU_LOOP_OUT, budget))
+                lat_of["native 100k loop (in-process)"] += native_cpu_loop(1)
+        for name in names + cpu_names:
+            record(name, lat_of[name], sandbox_of[name])
 
     record("kernel trivial (PythonEnv client)", await typed_client_steps(url, n // 2, budget))
 
@@ -560,6 +574,7 @@ def main() -> None:
     t0 = time.perf_counter()
     result = asyncio.run(main_async(args))
     result["elapsed_s"] = round(time.perf_counter() - t0, 1)
+    result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     suffix = "_quick" if args.quick else ""
     path = write_json(f"bench_server{suffix}.json", result)
     png = path.with_suffix(".png")

@@ -245,6 +245,25 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return ticks / CLK_TCK
 
 
+def cpu_split(root: int) -> dict[str, float]:
+    """CPU seconds so far, split: the root process itself, its live descendants
+    themselves (zygotes, kernels), and the exited processes they have waited for (the
+    one-shot/grading children, closed kernels)."""
+    out = {"server": 0.0, "descendants": 0.0, "reaped_children": 0.0}
+    for pid in tree(root):
+        f = _stat_fields(pid)
+        if not f:
+            continue
+        own, reaped = int(f[11]) + int(f[12]), int(f[13]) + int(f[14])
+        if pid == root:
+            out["server"] += own / CLK_TCK
+            out["reaped_children"] += reaped / CLK_TCK
+        else:
+            out["descendants"] += own / CLK_TCK
+            out["reaped_children"] += reaped / CLK_TCK
+    return out
+
+
 def rss_bytes(pids: Sequence[int]) -> int:
     total = 0
     for pid in pids:
@@ -292,9 +311,15 @@ class TreeStats:
     procs_end: int
     server_hwm_mb: float
     client_cpu_s: float
+    cpu_split_s: dict[str, float] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, float]:
-        return {k: round(v, 3) if isinstance(v, float) else v for k, v in self.__dict__.items()}
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in self.__dict__.items():
+            if isinstance(v, dict):
+                v = {kk: round(vv, 3) for kk, vv in v.items()}
+            out[k] = round(v, 3) if isinstance(v, float) else v
+        return out
 
 
 class TreeMonitor:
@@ -331,6 +356,7 @@ class TreeMonitor:
     def start(self) -> TreeMonitor:
         self._t0 = time.perf_counter()
         self._cpu0 = cpu_seconds(tree(self.pid))
+        self._split0 = cpu_split(self.pid)
         self._client0 = _self_cpu()
         self._sample(0)
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -345,6 +371,8 @@ class TreeMonitor:
         pids = tree(self.pid)
         wall = time.perf_counter() - self._t0
         cpu = cpu_seconds(pids) - self._cpu0
+        split1 = cpu_split(self.pid)
+        split = {k: split1[k] - self._split0[k] for k in split1}
         return TreeStats(
             wall_s=wall,
             cpu_s=cpu,
@@ -355,6 +383,7 @@ class TreeMonitor:
             procs_end=len(pids),
             server_hwm_mb=vm_hwm_bytes(self.pid) / 2**20,
             client_cpu_s=_self_cpu() - self._client0,
+            cpu_split_s=split,
         )
 
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -21,12 +22,8 @@ import time
 from typing import Any
 
 import pytest
+from python_env.server.launcher import run_server
 from websockets.asyncio.client import connect
-
-try:
-    from .conftest import run_server
-except ImportError:  # tests/ collected as rootdir modules
-    from conftest import run_server  # type: ignore[no-redef]
 
 SESSIONS = 64
 STEPS = 20
@@ -57,11 +54,21 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def workdirs(root: str | None) -> set[str]:
-    """The entries of the sandbox's working-directory root (empty set if unknown)."""
-    if not root or not os.path.isdir(root):
-        return set()
-    return set(os.listdir(root))
+AREA = re.compile(r"s\d+r\d+")
+"""The sandbox's persistent per-slot areas (made on first use of a slot); the working
+directories of runs and kernels live inside them or beside them and must go away."""
+
+
+def workdirs(root: str) -> set[str]:
+    """Everything under the sandbox's root (relative paths), less the per-slot areas."""
+    out = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        for name in dirnames + filenames:
+            path = name if rel == "." else os.path.join(rel, name)
+            if not (rel == "." and name in dirnames and AREA.fullmatch(name)):
+                out.add(path)
+    return out
 
 
 def sandbox_workroot(tmpdir: str) -> str | None:
