@@ -99,27 +99,33 @@ def python_paths() -> list[str]:
     return sorted(real)
 
 
-def _cover_except(root: str, excluded: str) -> list[str]:
-    """Paths that together cover `root` but not `excluded` (which lies beneath root)."""
+def _allow_except(path: str, private: list[str], seen: set[str]) -> list[str]:
+    """`path`, or, when a private root lies beneath it, its entries minus that root.
+
+    Works on resolved paths: a Landlock rule binds to the directory a path resolves to,
+    so allowing a symlink such as a venv's `lib64 -> lib` would allow all of `lib`.
+    """
+    path = os.path.realpath(path)
+    if path in seen or path in private or not os.path.exists(path):
+        return []
+    seen.add(path)
+    if not any(r.startswith(path + os.sep) for r in private):
+        return [path]
     out: list[str] = []
-    cur = root
-    while cur != excluded:
-        nxt = os.path.join(cur, os.path.relpath(excluded, cur).split(os.sep)[0])
-        out += [os.path.join(cur, e) for e in os.listdir(cur) if os.path.join(cur, e) != nxt]
-        cur = nxt
+    for entry in os.listdir(path):
+        out += _allow_except(os.path.join(path, entry), private, seen)
     return out
 
 
 def readable_paths(private_roots: list[str]) -> list[str]:
     """Landlock read-only allow-list: system dirs + the Python installation, minus any
-    private root (our own package and its task data) that lives inside it."""
+    private root (our own package and its task data), wherever and however it is reached."""
+    private = [os.path.realpath(r) for r in private_roots]
+    seen: set[str] = set()
     out: list[str] = []
-    for p in python_paths():
-        inside = [r for r in private_roots if r.startswith(p + os.sep)]
-        if p in private_roots:  # e.g. the repo root on sys.path (a venv inside it is fine)
-            continue
-        out += _cover_except(p, inside[0]) if inside else [p]
-    return out + [p for p in _SYSTEM_RO if os.path.exists(p)]
+    for p in [*python_paths(), *_SYSTEM_RO]:
+        out += _allow_except(p, private, seen)
+    return out
 
 
 def _hide(roots: list[str], keeps: list[str], writable: list[str], private: list[str]) -> None:

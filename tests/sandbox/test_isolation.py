@@ -115,3 +115,22 @@ def test_disable_via_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         assert s.run("print(1)").stdout == "1\n"
     with pytest.raises(ValueError):
         Sandbox(slots=1, disable=["no_such_layer"])
+
+
+def test_landlock_allow_list_never_reaches_a_private_root_through_a_symlink(tmp_path):
+    from python_env.server.sandbox import isolation
+
+    site = tmp_path / "venv" / "lib" / "site-packages"
+    (site / "python_env" / "tasks" / "data").mkdir(parents=True)
+    (site / "numpy").mkdir()
+    (tmp_path / "venv" / "bin").mkdir()
+    (tmp_path / "venv" / "lib64").symlink_to("lib")  # what uv/venv create
+    (tmp_path / "venv" / "loop").symlink_to(".")
+    private = str(site / "python_env")
+
+    allowed = isolation._allow_except(str(tmp_path / "venv"), [private], set())
+
+    assert str(site / "numpy") in allowed and str(tmp_path / "venv" / "bin") in allowed
+    for path in allowed:  # Landlock binds a rule to what the path resolves to
+        real = os.path.realpath(path)
+        assert real != private and not private.startswith(real + "/"), path
