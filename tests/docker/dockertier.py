@@ -59,6 +59,7 @@ class HostNetworkDockerProvider(ContainerProvider):
         port: int | None = None,
         env_vars: dict[str, str] | None = None,
         user: str | None = None,
+        extra_args: tuple[str, ...] = (),
         **kwargs: Any,
     ) -> str:
         port = port or free_port()
@@ -69,7 +70,7 @@ class HostNetworkDockerProvider(ContainerProvider):
             cmd += ["-e", f"{key}={value}"]
         if user is not None:
             cmd += ["--user", user]
-        cmd.append(image)
+        cmd += [*extra_args, image]
         self.container_id = docker(*cmd, timeout=60).stdout.strip()
         self.base_url = f"http://127.0.0.1:{port}"
         return self.base_url

@@ -226,6 +226,21 @@ def test_close_removes_the_container(root_container: Started) -> None:
     assert not listed(name), f"`docker ps -a` still lists {name} after close()"
 
 
+def test_cap_sys_admin_restores_the_namespaces(docker_image: str) -> None:
+    """The README's recipe for more protection in Docker: with CAP_SYS_ADMIN the engine
+    adds the PID, network and mount namespaces, and every layer is on."""
+    extra = ("--cap-add", "SYS_ADMIN", "--security-opt", "apparmor=unconfined")
+    started = _start(docker_image, env_vars=LIMITS, extra_args=extra)
+    try:
+        isolation = httpx.get(f"{started.base_url}/metadata", timeout=30).json()["isolation"]
+        assert {"pid_namespace", "net_namespace", "mount_namespace"} <= set(isolation["active"])
+        assert isolation["unavailable"] == {}, isolation
+        started.env.reset(mode="free")
+        assert started.run("print(6 * 7)").stdout == "42\n"
+    finally:
+        started.env.close()
+
+
 def test_image_runs_as_uid_1000_like_a_space(docker_image: str) -> None:
     """Hugging Face runs the image as uid 1000 with the web UI on: it works, and the
     isolation report says what that uid cannot have."""
