@@ -166,9 +166,7 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
             observation = self._run(action)
         elif action.kind == "edit":
             state.solution = action.code
-            lines = action.code.count("\n") + (
-                1 if action.code and not action.code.endswith("\n") else 0
-            )
+            lines = len(action.code.splitlines())
             observation = self._observe("edit", message=f"{SOLUTION_FILE} updated ({lines} lines)")
         elif action.kind == "test":
             assert self._task is not None
