@@ -20,7 +20,7 @@ from openenv.core.env_server.types import ConcurrencyConfig
 from ..models import PythonAction, PythonObservation, PythonState, TaskInfo
 from .config import Settings
 from .python_env_environment import ActionError, PythonEnvironment, PythonMetadata
-from .runtime import get_runtime
+from .runtime import close_runtime, get_runtime
 from .tasks import UnknownTaskError
 
 
@@ -47,14 +47,17 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     )
 
     # Start the sandbox and load the task bank before serving, so /health means "ready"
-    # and no first request pays for it.
+    # and no first request pays for it; stop the sandbox when the server stops.
     serve = app.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(get_runtime)
-        async with serve(app_):
-            yield
+        try:
+            async with serve(app_):
+                yield
+        finally:
+            await asyncio.to_thread(close_runtime)
 
     app.router.lifespan_context = lifespan
 

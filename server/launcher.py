@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,19 +37,21 @@ def run_server(startup_timeout_s: float = 120.0, **env: str) -> Iterator[Server]
     """`python -m python_env.server.app` on 127.0.0.1 with extra env vars (e.g.
     MAX_CONCURRENT_ENVS="256"); yields once /health answers, terminates on exit."""
     port = free_port()
+    log = tempfile.TemporaryFile()  # a file, not a pipe: uvicorn's log must never block it
     process = subprocess.Popen(
         [sys.executable, "-m", "python_env.server.app", "--host", "127.0.0.1", "--port", str(port)],
         env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + startup_timeout_s
     try:
         while True:
             if process.poll() is not None:
-                err = process.stderr.read().decode() if process.stderr else ""
-                raise RuntimeError(f"server exited with {process.returncode}: {err[-3000:]}")
+                log.seek(0)
+                tail = log.read().decode(errors="replace")[-3000:]
+                raise RuntimeError(f"server exited with {process.returncode}: {tail}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                     break
@@ -63,3 +66,4 @@ def run_server(startup_timeout_s: float = 120.0, **env: str) -> Iterator[Server]
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        log.close()

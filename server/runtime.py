@@ -39,6 +39,18 @@ def get_runtime() -> Runtime:
         return _runtime
 
 
+def close_runtime() -> None:
+    """Stop the shared sandbox (zygotes, kernels, its temp root) if it was started.
+
+    The server calls this on shutdown: uvicorn re-raises SIGTERM after a graceful stop,
+    so `atexit` alone would leave the sandbox's temp root behind."""
+    global _runtime
+    with _lock:
+        runtime, _runtime = _runtime, None
+    if runtime is not None:
+        runtime.sandbox.close()
+
+
 def package_version() -> str:
     try:
         return version("openenv-python-env")
