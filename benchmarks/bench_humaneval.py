@@ -35,7 +35,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402
-from common import Session, TreeMonitor, launch_server, machine, pyplot, summarize_ms, write_json  # noqa: E402
+from common import Session, TreeMonitor, machine, pyplot, summarize_ms, write_json  # noqa: E402
+from python_env.server.launcher import run_server  # noqa: E402
 
 REQUEST_TIMEOUT_S = 60.0
 REFERENCE_WORKERS = 4  # evaluate_functional_correctness's default
@@ -206,7 +207,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     )
     env = {"PYTHON_ENV_HUMANEVAL": "1", "MAX_CONCURRENT_ENVS": str(max(64, args.sessions * 2))}
     result["server_env"] = env
-    with launch_server(**env) as server:
+    with run_server(**env) as server:
         ids = env_task_ids(server.url)
         missing = [p["task_id"] for p in problems if p["task_id"] not in ids]
         if missing:

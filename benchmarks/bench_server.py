@@ -36,13 +36,13 @@ from common import (  # noqa: E402
     Session,
     TreeMonitor,
     descendants,
-    launch_server,
     machine,
     open_sessions,
     pyplot,
     summarize_ms,
     write_json,
 )
+from python_env.server.launcher import run_server  # noqa: E402
 
 TRIVIAL = "print(1 + 1)"
 TRIVIAL_OUT = "2\n"
@@ -529,7 +529,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "server_env": env,
         "tasks": {"test": tasks["test"]["id"], "submit": tasks["submit"]["id"]},
     }
-    with launch_server(**env) as server:
+    with run_server(**env) as server:
         meta = httpx.get(f"{server.url}/metadata", timeout=30).json()
         result["server_isolation"] = meta.get("isolation")
         result["server_limits"] = meta.get("limits")

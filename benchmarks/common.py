@@ -1,8 +1,9 @@
-"""Shared parts of the benchmarks: a server launcher, a raw WebSocket session, a /proc
-process-tree monitor, statistics, the machine description and result writing.
+"""Shared parts of the benchmarks: a raw WebSocket session, a /proc process-tree
+monitor, statistics, the machine description and result writing (the server is started
+by the package's own launcher).
 
-Everything talks to 127.0.0.1 only. Nothing here imports the server: the benchmarks
-measure the real server as a user sees it, in its own process.
+Everything talks to 127.0.0.1 only. The server runs in its own process: the benchmarks
+measure it as a user sees it.
 """
 
 from __future__ import annotations
@@ -14,96 +15,18 @@ import json
 import os
 import platform
 import resource
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-# -- the server -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen
-    log_path: Path
-
-    @property
-    def ws_url(self) -> str:
-        return self.url.replace("http://", "ws://") + "/ws"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log_tail(self, chars: int = 3000) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")[-chars:]
-        return ""
-
-
-@contextlib.contextmanager
-def launch_server(startup_timeout_s: float = 120.0, **env: str) -> Iterator[Server]:
-    """Start `python -m python_env.server.app` on a free loopback port; stop it after.
-
-    The server's log goes to a temp file (a pipe nobody reads would fill up and block
-    the server under load: uvicorn logs every WebSocket open/close to stderr).
-    """
-    port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="python_env_bench_", suffix=".log", delete=False)
-    log_path = Path(log.name)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "python_env.server.app", "--host", "127.0.0.1", "--port", str(port)],
-        env={**os.environ, **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
-    server = Server(f"http://127.0.0.1:{port}", process, log_path)
-    deadline = time.monotonic() + startup_timeout_s
-    try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited {process.returncode}: {server.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"server not healthy in {startup_timeout_s} s: {server.log_tail()}"
-                )
-            time.sleep(0.1)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        with contextlib.suppress(OSError):
-            log_path.unlink()
 
 
 # -- a raw WebSocket session (OpenEnv's /ws protocol, minimal client overhead) ----------

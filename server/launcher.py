@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -26,44 +27,69 @@ def free_port() -> int:
 class Server:
     url: str
     process: subprocess.Popen
+    log_path: Path
 
     @property
     def ws_url(self) -> str:
         return self.url.replace("http://", "ws://") + "/ws"
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, chars: int = 3000) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace")[-chars:]
+        return ""
+
 
 @contextlib.contextmanager
 def run_server(startup_timeout_s: float = 120.0, **env: str) -> Iterator[Server]:
     """`python -m python_env.server.app` on 127.0.0.1 with extra env vars (e.g.
-    MAX_CONCURRENT_ENVS="256"); yields once /health answers, terminates on exit."""
+    MAX_CONCURRENT_ENVS="256"); yields once /health answers, terminates on exit.
+
+    The server's log goes to a temp file, never a pipe: uvicorn logs every WebSocket
+    open and close, and a pipe nobody reads would fill up and block the server.
+    """
     port = free_port()
-    log = tempfile.TemporaryFile()  # a file, not a pipe: uvicorn's log must never block it
-    process = subprocess.Popen(
-        [sys.executable, "-m", "python_env.server.app", "--host", "127.0.0.1", "--port", str(port)],
-        env={**os.environ, **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    with tempfile.NamedTemporaryFile(
+        prefix="python_env_server_", suffix=".log", delete=False
+    ) as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "python_env.server.app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(f"http://127.0.0.1:{port}", process, Path(log.name))
     deadline = time.monotonic() + startup_timeout_s
     try:
         while True:
             if process.poll() is not None:
-                log.seek(0)
-                tail = log.read().decode(errors="replace")[-3000:]
-                raise RuntimeError(f"server exited with {process.returncode}: {tail}")
+                raise RuntimeError(f"server exited with {process.returncode}: {server.log_tail()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
                     break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"server not healthy after {startup_timeout_s:.0f} s")
+                raise RuntimeError(
+                    f"server not healthy after {startup_timeout_s:.0f} s: {server.log_tail()}"
+                )
             time.sleep(0.1)
-        yield Server(url, process)
+        yield server
     finally:
         process.terminate()
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        log.close()
+        with contextlib.suppress(OSError):
+            server.log_path.unlink()
