@@ -114,7 +114,8 @@ def test_staged_readme_is_a_docker_space_on_port_8000(staged: Path) -> None:
     assert meta["sdk"] == "docker"
     assert meta["app_port"] == 8000
     assert meta["base_path"] == "/web"
-    assert readme.count("base_path:") == 1, "staging must not add a second base_path"
+    front = readme.split("\n---\n", 1)[0]
+    assert front.count("base_path:") == 1, "staging must not add a second base_path"
     assert "openenv" in meta["tags"]
     assert isinstance(meta["title"], str) and meta["title"].strip()
     assert isinstance(meta.get("emoji"), str) and meta["emoji"].strip()
