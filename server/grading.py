@@ -47,25 +47,34 @@ def _is_num(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool)
 
 
-def _equal(expected: Any, actual: Any, tol: float | None) -> bool:
-    """Structural equality on plain data; bools are not numbers; floats within `tol`."""
-    if isinstance(expected, bool) or isinstance(actual, bool):
-        return type(expected) is type(actual) and expected == actual
-    if _is_num(expected) and _is_num(actual):
-        if tol is not None and (isinstance(expected, float) or isinstance(actual, float)):
-            if math.isnan(expected) or math.isnan(actual):
-                return math.isnan(expected) and math.isnan(actual)
-            return math.isclose(expected, actual, rel_tol=tol, abs_tol=tol)
-        return bool(expected == actual)
+def _structural(expected: Any, actual: Any, leaf: Callable[[Any, Any], bool]) -> bool:
+    """Lists item by item and dicts key by key, down to `leaf` for everything else."""
     if isinstance(expected, list) and isinstance(actual, list):
         return len(expected) == len(actual) and all(
-            _equal(e, a, tol) for e, a in zip(expected, actual, strict=True)
+            _structural(e, a, leaf) for e, a in zip(expected, actual, strict=True)
         )
     if isinstance(expected, dict) and isinstance(actual, dict):
         return expected.keys() == actual.keys() and all(
-            _equal(v, actual[k], tol) for k, v in expected.items()
+            _structural(v, actual[k], leaf) for k, v in expected.items()
         )
-    return type(expected) is type(actual) and bool(expected == actual)
+    return leaf(expected, actual)
+
+
+def _equal(expected: Any, actual: Any, tol: float | None) -> bool:
+    """Structural equality on plain data; bools are not numbers; floats within `tol`."""
+
+    def leaf(e: Any, a: Any) -> bool:
+        if isinstance(e, bool) or isinstance(a, bool):
+            return type(e) is type(a) and e == a
+        if _is_num(e) and _is_num(a):
+            if tol is not None and (isinstance(e, float) or isinstance(a, float)):
+                if math.isnan(e) or math.isnan(a):
+                    return math.isnan(e) and math.isnan(a)
+                return math.isclose(e, a, rel_tol=tol, abs_tol=tol)
+            return bool(e == a)
+        return type(e) is type(a) and bool(e == a)
+
+    return _structural(expected, actual, leaf)
 
 
 def _canonical(value: Any, deep: bool) -> Any:
@@ -122,19 +131,15 @@ def tokens(expected: Any, actual: Any, tol: float) -> bool:
 
 def loose(expected: Any, actual: Any, tol: float) -> bool:
     """Python `==` semantics (True == 1), floats within tolerance: HumanEval's asserts."""
-    if _is_num(expected) or isinstance(expected, bool):
-        if (_is_num(actual) or isinstance(actual, bool)) and not isinstance(expected, bool):
-            return math.isclose(expected, actual, rel_tol=tol, abs_tol=tol)
-        return bool(expected == actual)
-    if isinstance(expected, list) and isinstance(actual, list):
-        return len(expected) == len(actual) and all(
-            loose(e, a, tol) for e, a in zip(expected, actual, strict=True)
-        )
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        return expected.keys() == actual.keys() and all(
-            loose(v, actual[k], tol) for k, v in expected.items()
-        )
-    return type(expected) is type(actual) and bool(expected == actual)
+
+    def leaf(e: Any, a: Any) -> bool:
+        if _is_num(e) or isinstance(e, bool):
+            if (_is_num(a) or isinstance(a, bool)) and not isinstance(e, bool):
+                return math.isclose(e, a, rel_tol=tol, abs_tol=tol)
+            return bool(e == a)
+        return type(e) is type(a) and bool(e == a)
+
+    return _structural(expected, actual, leaf)
 
 
 COMPARATORS: dict[str, Comparator] = {
