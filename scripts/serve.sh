@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
-uv sync --frozen --quiet
+uv sync --frozen --inexact --quiet
 exec .venv/bin/python -m python_env.server.app "$@"
