@@ -22,7 +22,6 @@ class Settings:
     session_timeout_s: float = 600.0
     slots: int | None = None
     limits: Limits = field(default_factory=Limits)
-    default_max_steps: int = 30
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -39,5 +38,4 @@ class Settings:
                 memory_mb=int(_env("PYTHON_ENV_MEMORY_MB", "1024")),
                 max_output_bytes=int(_env("PYTHON_ENV_MAX_OUTPUT_BYTES", "65536")),
             ),
-            default_max_steps=int(_env("PYTHON_ENV_MAX_STEPS", "30")),
         )
