@@ -1,7 +1,9 @@
 """A seccomp-BPF syscall filter built by hand (no libseccomp), installed via prctl.
 
-Blocks what a test program never needs and an escape usually does: kill(-1), non-AF_UNIX
-sockets (all network, even when no network namespace is available), namespace and
+Blocks what a test program never needs and an escape usually does: kill(-1), socket()
+of every family (all network, even without a network namespace; and pathname unix
+sockets, which Landlock does not mediate and which would let a session's kernel serve
+another run; socketpair() stays allowed), namespace and
 mount manipulation, ptrace and cross-process memory access, kernel keyrings, bpf,
 io_uring (which bypasses seccomp), module loading, perf, kexec, reboot. Blocked calls
 fail with EPERM (clone3 with ENOSYS, so libc falls back to clone, whose flags we can
@@ -139,7 +141,6 @@ _RET = 0x06
 _ALLOW = 0x7FFF0000
 _KILL_PROCESS = 0x80000000
 _ERRNO = 0x00050000
-_AF_UNIX = 1
 _X32_BIT = 0x40000000
 _SECCOMP_MODE_FILTER = 2
 
@@ -151,18 +152,17 @@ def _ins(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
 def build_filter(machine: str = sc.MACHINE) -> bytes:
     """Return the BPF program bytes for this machine (KeyError if unsupported)."""
     arch, nr = _ARCH[machine]
-    special = ("socket", "clone", "clone3", "kill")
+    special = ("clone", "clone3", "kill")
     blocked = [n for name, n in nr.items() if name not in special]
     body = [
         (_JGE, _X32_BIT, "eperm"),
-        (_JEQ, nr["socket"], "socket"),
         (_JEQ, nr["clone"], "clone"),
         (_JEQ, nr["clone3"], "enosys"),
         (_JEQ, nr["kill"], "kill"),
     ]
     body += [(_JEQ, n, "eperm") for n in blocked]
     e = 5 + len(body)  # index of the EPERM return, right after the fallthrough ALLOW
-    targets = {"eperm": e, "enosys": e + 1, "socket": e + 3, "clone": e + 7, "kill": e + 11}
+    targets = {"eperm": e, "enosys": e + 1, "clone": e + 3, "kill": e + 7}
     prog = [
         _ins(_LD_ABS_W, 4),
         _ins(_JEQ, arch, 1, 0),
@@ -176,13 +176,6 @@ def build_filter(machine: str = sc.MACHINE) -> bytes:
         _ins(_RET, _ERRNO | errno.EPERM),
         _ins(_RET, _ERRNO | errno.ENOSYS),
         _ins(_RET, _ALLOW),
-    ]
-    assert len(prog) == targets["socket"]
-    prog += [
-        _ins(_LD_ABS_W, 16),
-        _ins(_JEQ, _AF_UNIX, 0, 1),  # socket(domain): AF_UNIX only
-        _ins(_RET, _ALLOW),
-        _ins(_RET, _ERRNO | errno.EPERM),
     ]
     assert len(prog) == targets["clone"]
     ns_flags = sc.NAMESPACE_FLAGS & ~sc.CLONE_NEWTIME  # 0x80 is CSIGNAL for clone()

@@ -255,3 +255,33 @@ def test_max_processes_one_means_no_forking(healthy: Sandbox) -> None:
         limits=Limits(wall_s=5, max_processes=1),
     )
     assert r.stdout == "BlockingIOError\n", r
+
+
+def test_no_run_can_serve_another_over_a_unix_socket(healthy: Sandbox) -> None:
+    """A kernel that listens on a pathname socket in its (chmod-opened) workdir would be
+    an oracle for grading children, whose CPU time is what the optimize family measures
+    (Landlock does not mediate connect() to a pathname socket). socket() is refused;
+    socketpair(), which asyncio and multiprocessing use, still works."""
+    serve = (
+        "import os, socket\n"
+        "os.chmod('.', 0o777)\n"
+        "try:\n"
+        "    s = socket.socket(socket.AF_UNIX)\n"
+        "    s.bind('oracle.sock')\n"
+        "    s.listen()\n"
+        "    print('LISTENING', os.getcwd())\n"
+        "except OSError as e:\n"
+        "    print('refused', type(e).__name__)\n"
+        "a, b = socket.socketpair()\n"
+        "a.send(b'ok')\n"
+        "print(b.recv(2).decode())\n"
+    )
+    kernel = healthy.kernel()
+    try:
+        result = kernel.run(serve)
+        assert "LISTENING" not in result.stdout and "refused PermissionError" in result.stdout
+        assert result.stdout.strip().endswith("ok")
+    finally:
+        kernel.close()
+    one_shot = healthy.run(serve)
+    assert "refused PermissionError" in one_shot.stdout and one_shot.stdout.strip().endswith("ok")
