@@ -27,7 +27,7 @@ from .records import (
     CasesResult,
     Limits,
 )
-from .spawn import KILL_GRACE_S, Child, pump
+from .spawn import KILL_GRACE_S, Child, ZygoteLost, pump
 
 if TYPE_CHECKING:
     from .engine import Sandbox
@@ -52,7 +52,10 @@ def run_cases(
         "entry_point": entry_point,
         "cases": [_encode_case(c) for c in cases],
     }
-    result, lost = _cases_once(sb, payload, len(cases), limits)
+    try:
+        result, lost = _cases_once(sb, payload, len(cases), limits)
+    except ZygoteLost:
+        lost = True
     if lost:  # the zygote died under the run (not the candidate's doing): once more
         result, _ = _cases_once(sb, payload, len(cases), limits)
     return result

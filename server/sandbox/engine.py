@@ -26,7 +26,7 @@ from .records import (
     RunResult,
     SandboxError,
 )
-from .spawn import Child, ZygoteHandle, pump
+from .spawn import Child, ZygoteHandle, ZygoteLost, pump
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -231,8 +231,13 @@ class Sandbox:
     ) -> tuple[RunResult, dict[str, Any]]:
         lim = limits or self.limits
         payload = {"code": code, "files": check_files(files)}
-        for _attempt in range(2):
-            result, info, lost = self._run_once(payload, stdin, lim)
+        for attempt in range(2):  # once more if the zygote died under the run
+            try:
+                result, info, lost = self._run_once(payload, stdin, lim)
+            except ZygoteLost:
+                if attempt:
+                    raise
+                continue
             if not lost:
                 break
         return result, info

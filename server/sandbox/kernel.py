@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .capture import StreamCap, parse_line, read_some
 from .engine import check_files
 from .records import Limits, RunResult, SandboxError
-from .spawn import KILL_GRACE_S, devnull, memfd, sigkill
+from .spawn import KILL_GRACE_S, ZygoteLost, devnull, memfd, sigkill
 
 if TYPE_CHECKING:
     from .engine import Sandbox
@@ -135,7 +135,10 @@ class Kernel:
             if self._proc is None or self._proc.poll_exit() is not None:
                 restarted = self._started_once
                 self._drop()
-                self._proc = _Proc(self._sb, self.limits)
+                try:
+                    self._proc = _Proc(self._sb, self.limits)
+                except ZygoteLost:  # the kernel zygote died while forking: once more
+                    self._proc = _Proc(self._sb, self.limits)
                 self._started_once = True
             with self._sb.slot():
                 return self._run(self._proc, payload, stdin, restarted)

@@ -29,6 +29,12 @@ KILL_GRACE_S = 5.0
 ZYGOTE_PACKAGE = "_python_env_sandbox"
 
 
+class ZygoteLost(SandboxError):
+    """The zygote died after it was handed a request: it may already have forked a child
+    that writes into the request's pipes, so the request must never be re-sent with
+    them. The caller starts over with fresh pipes."""
+
+
 class ZygoteHandle:
     """One zygote process; restarted transparently when it has died."""
 
@@ -118,9 +124,10 @@ class ZygoteHandle:
         for _ in range(3):
             ctl = self.ensure()
             rp, rc = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            msg = b""
+            msg, sent = b"", False
             try:
                 socket.send_fds(ctl, [data], [rc.fileno(), *fds])
+                sent = True
                 rc.close()
                 rp.settimeout(60)
                 msg = rp.recv(4096)
@@ -133,6 +140,8 @@ class ZygoteHandle:
                 return rp, int(json.loads(msg)["pid"])
             rp.close()
             self.mark_dead(ctl)
+            if sent:
+                raise ZygoteLost("the sandbox zygote died while starting a run")
         raise SandboxError("the sandbox zygote is not answering")
 
     def close(self) -> None:
