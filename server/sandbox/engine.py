@@ -9,6 +9,7 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import weakref
@@ -71,10 +72,25 @@ def check_files(files: Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
+def remove_tree(path: str) -> None:
+    """Delete a run's directory whatever the run left in it; never raises.
+
+    `shutil.rmtree` recurses, so a run that nests 1 200 directories defeats it (and the
+    directory would survive as a cache for later runs in the slot); `rm -rf` walks
+    iteratively.
+    """
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        return
+    except (OSError, RecursionError):
+        subprocess.run(["rm", "-rf", "--", path], stdin=subprocess.DEVNULL, check=False)
+
+
 def _close_all(zygotes: list[ZygoteHandle], base: str) -> None:
     for z in zygotes:
         z.close()
-    shutil.rmtree(base, ignore_errors=True)
+    remove_tree(base)
 
 
 class Sandbox:
@@ -173,7 +189,7 @@ class Sandbox:
             try:
                 os.rmdir(path)
             except OSError:
-                shutil.rmtree(path, ignore_errors=True)
+                remove_tree(path)
 
     def make_workdir(self, uid: int | None) -> str:
         path = os.path.join(self._base, f"k{next(self._counter)}")

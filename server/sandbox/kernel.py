@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import selectors
-import shutil
 import signal
 import socket
 import threading
@@ -22,7 +21,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .capture import StreamCap, parse_line, read_some
-from .engine import check_files
+from .engine import check_files, remove_tree
 from .records import Limits, RunResult, SandboxError
 from .spawn import KILL_GRACE_S, ZygoteLost, devnull, memfd, sigkill
 
@@ -50,7 +49,7 @@ class _Proc:
             self.status, self.pid = sb.kernel_zygote().spawn(header, [child_end.fileno()])
         except BaseException:
             self.ctl.close()
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            remove_tree(self.workdir)
             raise
         finally:
             child_end.close()
@@ -87,7 +86,7 @@ class _Proc:
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        remove_tree(self.workdir)
 
 
 class Kernel:

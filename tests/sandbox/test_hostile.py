@@ -285,3 +285,31 @@ def test_no_run_can_serve_another_over_a_unix_socket(healthy: Sandbox) -> None:
         kernel.close()
     one_shot = healthy.run(serve)
     assert "refused PermissionError" in one_shot.stdout and one_shot.stdout.strip().endswith("ok")
+
+
+DEEP_TREE = (
+    "import os\n"
+    "print(os.getcwd())\n"
+    "for _ in range(1200):\n"
+    "    os.mkdir('d')\n"
+    "    os.chdir('d')\n"
+    "open('cache', 'w').write('answers for later runs')\n"
+)
+
+
+def test_a_deep_directory_tree_does_not_outlive_its_run(healthy: Sandbox) -> None:
+    """shutil.rmtree recurses: a 1 200-deep tree once survived its run and served later
+    runs of the slot as a cache (found in review)."""
+    result = healthy.run(DEEP_TREE)
+    workdir = result.stdout.splitlines()[0]
+    assert result.exit_code == 0, result.stderr
+    assert not os.path.exists(workdir)
+
+    kernel = healthy.kernel()
+    try:
+        workdir = kernel.run(DEEP_TREE).stdout.splitlines()[0]
+        kernel.reset()  # used to raise RecursionError and wedge the session
+        assert not os.path.exists(workdir)
+        assert kernel.run("print('fresh')").stdout == "fresh\n"
+    finally:
+        kernel.close()
