@@ -126,20 +126,44 @@ def _env_paths(value: str | None) -> list[str]:
     return [p for p in (value or "").split(os.pathsep) if p.strip()]
 
 
-@functools.cache
-def default_bank() -> TaskBank:
-    """Built-in + procedural tasks, plus the JSONL / HumanEval extras the env asks for."""
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+def serve_apart(builtin: list[Task], procedural: list[Task]) -> list[Task]:
+    """The tasks one server may offer together. A procedural variant's public starter is
+    its source task's hidden reference one mutation away, so the sources of the served
+    variants are withheld."""
+    sources = {t.base_id for t in procedural}
+    return [t for t in builtin if t.id not in sources] + procedural
+
+
+def every_builtin_task() -> list[Task]:
+    """Every built-in and procedural task: what the validator checks (never one bank)."""
     from .builtin import builtin_tasks
     from .mutate import procedural_tasks
 
     builtin = builtin_tasks()
-    bank = TaskBank(builtin)
-    bank.extend(procedural_tasks(builtin))
+    return builtin + procedural_tasks(builtin)
+
+
+@functools.cache
+def default_bank() -> TaskBank:
+    """The built-in tasks (with PYTHON_ENV_PROCEDURAL=1: the procedural repair variants
+    instead of their sources), plus the JSONL / HumanEval extras the env asks for."""
+    from .builtin import builtin_tasks
+    from .mutate import procedural_tasks
+
+    builtin = builtin_tasks()
+    if _flag("PYTHON_ENV_PROCEDURAL"):
+        bank = TaskBank(serve_apart(builtin, procedural_tasks(builtin)))
+    else:
+        bank = TaskBank(builtin)
     for path in _env_paths(os.environ.get("PYTHON_ENV_TASKS")):
         from .jsonl import load_jsonl
 
         bank.extend(load_jsonl(path))
-    if os.environ.get("PYTHON_ENV_HUMANEVAL", "").strip().lower() in ("1", "true", "yes"):
+    if _flag("PYTHON_ENV_HUMANEVAL"):
         from .humaneval import load_humaneval
 
         bank.extend(load_humaneval())

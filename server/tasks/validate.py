@@ -31,7 +31,7 @@ from pathlib import Path
 from ...models import ReviewFinding
 from ..grading import Grader, syntax_problem
 from ..sandbox import CaseSpec, Sandbox
-from .bank import TaskBank, default_bank
+from .bank import TaskBank, default_bank, every_builtin_task
 from .model import Task
 from .mutate import BUGS_PER_TASK, PROCEDURAL_FILE, bases, bug_mutants, code_hash
 from .spec import apply_edits
@@ -249,7 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"wrote {path}: {sum(len(v) for v in bugs.values())} bug mutants for {len(bugs)} tasks"
             )
             return 0
-        bank: TaskBank = default_bank()
+        # Every built-in and procedural task (a server offers a variant or its source,
+        # never both), plus the extras the environment asks for.
+        bank = TaskBank(every_builtin_task())
+        bank.extend(t for t in default_bank() if t.id not in bank)
         tasks = [
             t
             for t in bank

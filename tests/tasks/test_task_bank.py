@@ -73,7 +73,7 @@ def test_summaries_counts_len_iteration(bank: TaskBank) -> None:
     assert set(summaries[0]) == {"id", "family", "difficulty", "title", "source"}
     counts = bank.counts()
     assert sum(sum(c.values()) for c in counts.values()) == len(bank)
-    assert {s["source"] for s in summaries} >= {"builtin", "procedural"}
+    assert {s["source"] for s in summaries} == {"builtin"}  # variants only on request
 
 
 def test_info_is_public_only(bank: TaskBank) -> None:
@@ -102,10 +102,11 @@ def test_procedural_variants_are_deterministic_and_named(bank: TaskBank) -> None
     assert first == second
     assert any(i.startswith("proc-fix-bug-") for i, _ in first)
     assert any(i.startswith("proc-fix-syntax-") for i, _ in first)
-    for t in bank:
+    sources = {t.id: t for t in builtin}
+    for t in procedural_tasks(builtin):
         if t.source == "procedural":
             assert t.base_id and t.id.startswith(f"proc-{t.family}-{t.base_id}-")
-            base = bank.get(t.base_id)
+            base = sources[t.base_id]
             assert t.hidden_cases == base.hidden_cases
             assert t.reference_solution == base.reference_solution
             if t.family == "fix-syntax":
@@ -139,3 +140,25 @@ cases = "[(1,)]"
 def test_summaries_are_json_and_hold_no_hidden_data(bank: TaskBank) -> None:
     text = json.dumps(bank.summaries())
     assert "reference" not in text and "def " not in text
+
+
+def test_a_variant_and_its_source_are_never_served_together(monkeypatch) -> None:
+    """A fix-syntax variant's starter is its source's hidden reference minus a colon
+    (found in review): the default bank has no variants, and with PYTHON_ENV_PROCEDURAL=1
+    the variants' sources are withheld."""
+    from python_env.server.tasks import default_bank
+
+    default_bank.cache_clear()
+    try:
+        monkeypatch.delenv("PYTHON_ENV_PROCEDURAL", raising=False)
+        plain = default_bank()
+        assert len(plain) >= 100 and not any(t.source == "procedural" for t in plain)
+        default_bank.cache_clear()
+        monkeypatch.setenv("PYTHON_ENV_PROCEDURAL", "1")
+        mixed = default_bank()
+        variants = [t for t in mixed if t.source == "procedural"]
+        assert len(variants) >= 80
+        assert not {t.base_id for t in variants} & {t.id for t in mixed}
+        assert any(t.family == "implement" for t in mixed)  # programs have no variants
+    finally:
+        default_bank.cache_clear()
