@@ -39,7 +39,7 @@ OPTIONAL = (
 LAYERS = ALWAYS + OPTIONAL
 DISABLE_ENV = "PYTHON_ENV_SANDBOX_DISABLE"
 
-HIDE_ROOTS = ("/root", "/home", "/work", "/srv", "/opt", "/var", "/tmp")
+HIDE_ROOTS = ("/root", "/home", "/work", "/srv", "/opt", "/var", "/tmp", "/run")
 HIDE_FILES = ("/etc/shadow", "/etc/gshadow")
 _SYSTEM_RO = (
     "/usr",
