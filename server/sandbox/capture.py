@@ -35,7 +35,9 @@ class StreamCap:
 
 
 class LineReader:
-    """Splits a result channel into lines; gives up (overflow) past `cap` bytes total."""
+    """Splits a result channel into lines; gives up (overflow) past `cap` bytes in all or
+    a line longer than `max_line`. Only newly arrived bytes are searched for newlines, so
+    a long line costs linear time however it is chunked."""
 
     def __init__(self, cap: int, max_line: int) -> None:
         self.cap, self.max_line = cap, max_line
@@ -46,44 +48,53 @@ class LineReader:
     def feed(self, data: bytes) -> list[bytes]:
         self.total += len(data)
         if self.overflow or self.total > self.cap:
-            self.overflow = True
-            self.pending.clear()
-            return []
-        self.pending += data
-        *lines, rest = bytes(self.pending).split(b"\n")
+            return self._give_up()
+        if b"\n" not in data:
+            self.pending += data
+            return self._give_up() if len(self.pending) > self.max_line else []
+        first, *lines, rest = data.split(b"\n")
+        lines.insert(0, bytes(self.pending) + first)
         self.pending = bytearray(rest)
-        if len(self.pending) > self.max_line:
-            self.overflow = True
+        if len(self.pending) > self.max_line or any(len(x) > self.max_line for x in lines):
+            return self._give_up()
         return lines
+
+    def _give_up(self) -> list[bytes]:
+        self.overflow = True
+        self.pending.clear()
+        return []
+
+
+MAX_CONTAINERS = 1_000_000
+"""Lists and dicts one result line may hold: a forged line of `[[],[],...]` costs the
+server ~20 bytes of memory per byte of JSON, so it is refused before parsing."""
 
 
 def parse_line(raw: bytes, max_depth: int = 120) -> dict[str, Any] | None:
-    """A JSON object from a child, or None if malformed or nested too deeply (a forged
-    line must not be able to blow the verifier's stack)."""
-    depth = peak = 0
-    in_str = esc = False
-    for ch in raw:
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == 0x5C:
-                esc = True
-            elif ch == 0x22:
-                in_str = False
-        elif ch == 0x22:
-            in_str = True
-        elif ch in (0x5B, 0x7B):
-            depth += 1
-            peak = max(peak, depth)
-            if peak > max_depth:
-                return None
-        elif ch in (0x5D, 0x7D):
-            depth -= 1
+    """A JSON object from a child, or None if malformed, too many containers, or nested
+    deeper than `max_depth` (the verifier's comparators recurse over it)."""
+    if raw.count(b"[") + raw.count(b"{") > MAX_CONTAINERS:
+        return None
     try:
         obj = json.loads(raw)
     except (ValueError, RecursionError):
         return None
-    return obj if isinstance(obj, dict) else None
+    if not isinstance(obj, dict) or _deeper_than(obj, max_depth):
+        return None
+    return obj
+
+
+def _deeper_than(obj: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(node, list):
+            stack.extend((x, depth + 1) for x in node if isinstance(x, list | dict))
+        elif isinstance(node, dict):
+            stack.extend((x, depth + 1) for x in node.values() if isinstance(x, list | dict))
+    return False
 
 
 def read_some(fd: int, n: int = 1 << 16) -> bytes | None:

@@ -22,7 +22,7 @@ from .records import SandboxError
 from .zygote import BOOTSTRAP
 
 F_SETPIPE_SZ = 1031
-RESULT_CAP = 64 << 20
+RESULT_CAP = 16 << 20  # all result lines of one run
 KILL_GRACE_S = 5.0
 # The zygote loads this directory under a neutral name: an editable-install finder for
 # "python_env" would otherwise import the whole server (openenv, gradio) into it.
@@ -211,7 +211,7 @@ class Child:
             StreamCap(limits["max_output_bytes"]),
             StreamCap(limits["max_output_bytes"]),
         )
-        self.lines = LineReader(RESULT_CAP, 16 << 20)
+        self.lines = LineReader(RESULT_CAP, 8 << 20)  # the harness caps a line at 8 MB
         self.on_line = on_line
         self.exit: dict[str, Any] | None = None
         self.killed_for = ""
