@@ -152,23 +152,6 @@ def bug_mutants(task: Task, only: set[int] | None = None) -> Iterator[tuple[int,
         yield idx, code
 
 
-def bug_variant(base: Task, n: int, code: str) -> Task:
-    statement = (
-        f"{base.statement.strip()}\n\nThe code in solution.py was meant to do this but has a "
-        "bug: find it and fix it. The visible tests may or may not reveal it."
-    )
-    return replace(
-        base,
-        id=f"proc-fix-bug-{base.id}-{n}",
-        family="fix-bug",
-        title=f"Fix the bug: {base.title}",
-        statement=statement,
-        starter_code=code,
-        source="procedural",
-        base_id=base.id,
-    )
-
-
 # -- syntax mutants (textual) -----------------------------------------------------------
 
 _BLOCK = re.compile(r"^(\s*)(def|if|elif|else|for|while|try|except|with|class)\b.*:\s*$")
@@ -226,17 +209,29 @@ def syntax_mutant(task: Task, n: int, breaks: int) -> str | None:
     return code if used and not parses(code) else None
 
 
-def syntax_variant(base: Task, n: int, code: str) -> Task:
-    statement = (
-        f"{base.statement.strip()}\n\nsolution.py implements this correctly but does not "
-        "parse: fix the syntax errors without changing what the code does."
-    )
+_VARIANTS = {
+    "fix-bug": (
+        "Fix the bug",
+        "The code in solution.py was meant to do this but has a bug: find it and fix it. "
+        "The visible tests may or may not reveal it.",
+    ),
+    "fix-syntax": (
+        "Fix the syntax",
+        "solution.py implements this correctly but does not parse: fix the syntax errors "
+        "without changing what the code does.",
+    ),
+}
+
+
+def variant(base: Task, family: str, n: int, code: str) -> Task:
+    """A repair task made from `base`: same hidden cases and reference, a broken starter."""
+    title, note = _VARIANTS[family]
     return replace(
         base,
-        id=f"proc-fix-syntax-{base.id}-{n}",
-        family="fix-syntax",
-        title=f"Fix the syntax: {base.title}",
-        statement=statement,
+        id=f"proc-{family}-{base.id}-{n}",
+        family=family,
+        title=f"{title}: {base.title}",
+        statement=f"{base.statement.strip()}\n\n{note}",
         starter_code=code,
         source="procedural",
         base_id=base.id,
@@ -275,7 +270,7 @@ def procedural_tasks(tasks: Sequence[Task]) -> list[Task]:
         for idx, code in bug_mutants(base, only=set(wanted)):
             if wanted[idx] == code_hash(code):
                 n += 1
-                out.append(bug_variant(base, n, code))
+                out.append(variant(base, "fix-bug", n, code))
         made = 0
         for k in range(1, 20):
             if made == SYNTAX_PER_TASK:
@@ -285,5 +280,5 @@ def procedural_tasks(tasks: Sequence[Task]) -> list[Task]:
             )
             if broken is not None:
                 made += 1
-                out.append(syntax_variant(base, made, broken))
+                out.append(variant(base, "fix-syntax", made, broken))
     return out
