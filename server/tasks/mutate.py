@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 from .model import Task
 from .spec import parses
@@ -223,7 +223,7 @@ _VARIANTS = {
 }
 
 
-def variant(base: Task, family: str, n: int, code: str) -> Task:
+def variant(base: Task, family: Literal["fix-bug", "fix-syntax"], n: int, code: str) -> Task:
     """A repair task made from `base`: same hidden cases and reference, a broken starter."""
     title, note = _VARIANTS[family]
     return replace(
