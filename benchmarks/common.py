@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from python_env.server.launcher import descendants
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -128,30 +130,6 @@ def _stat_fields(pid: int) -> list[str] | None:
         return None
     # comm may contain spaces and parentheses: split after the last ')'
     return raw[raw.rfind(")") + 2 :].split()
-
-
-def ppid_map() -> dict[int, int]:
-    out: dict[int, int] = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            fields = _stat_fields(int(name))
-            if fields:
-                out[int(name)] = int(fields[1])
-    return out
-
-
-def descendants(pid: int, parents: dict[int, int] | None = None) -> list[int]:
-    """All live descendants of `pid` (not `pid` itself), from one scan of /proc."""
-    parents = parents if parents is not None else ppid_map()
-    children: dict[int, list[int]] = {}
-    for child, parent in parents.items():
-        children.setdefault(parent, []).append(child)
-    out, todo = [], list(children.get(pid, []))
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
 
 
 def tree(pid: int) -> list[int]:

@@ -17,6 +17,27 @@ from pathlib import Path
 import httpx
 
 
+def descendants(pid: int) -> list[int]:
+    """All live descendants of `pid` (not `pid` itself), from one scan of /proc: the
+    server's sandbox processes, for tests and benchmarks that check nothing leaks."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    raw = f.read().decode(errors="replace")
+            except OSError:
+                continue
+            # comm may hold spaces and parentheses: the fields start after the last ')'
+            children.setdefault(int(raw[raw.rfind(")") + 2 :].split()[1]), []).append(int(name))
+    out, todo = [], list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -20,7 +20,7 @@ import tempfile
 import time
 from typing import Any
 
-from python_env.server.launcher import run_server
+from python_env.server.launcher import descendants, run_server
 from websockets.asyncio.client import connect
 
 SESSIONS = 64
@@ -32,24 +32,6 @@ SETTLE_S = 30.0
 
 
 # -- /proc and the sandbox's temp root --------------------------------------------------
-
-
-def descendants(pid: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            with contextlib.suppress(OSError):
-                raw = open(f"/proc/{name}/stat", "rb").read().decode(errors="replace")
-                parents[int(name)] = int(raw[raw.rfind(")") + 2 :].split()[1])
-    children: dict[int, list[int]] = {}
-    for child, parent in parents.items():
-        children.setdefault(parent, []).append(child)
-    out, todo = [], list(children.get(pid, []))
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
 
 
 AREA = re.compile(r"s\d+r\d+")
