@@ -105,9 +105,9 @@ class ReferencePolicy(Policy):
 
     def __init__(self, bank: Any = None):
         if bank is None:
-            from ..server.tasks import default_bank
+            from ..server.runtime import served_bank
 
-            bank = default_bank()
+            bank = served_bank()
         self._bank = bank
 
     def start(self, task: TaskInfo, seed: int) -> Agent:

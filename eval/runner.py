@@ -120,9 +120,9 @@ def remote_catalog(base_url: str, timeout_s: float = 30.0) -> list[dict[str, Any
 
 def local_catalog() -> list[dict[str, Any]]:
     """The task listing of the bank in this process."""
-    from ..server.tasks import default_bank
+    from ..server.runtime import served_bank
 
-    return default_bank().summaries()
+    return served_bank().summaries()
 
 
 # -- selecting episodes ------------------------------------------------------------------

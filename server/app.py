@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,7 +26,7 @@ from .tasks import UnknownTaskError
 def build_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     gradio_builder = None
-    if os.getenv("ENABLE_WEB_INTERFACE", "false").lower() in ("1", "true", "yes"):
+    if settings.web_interface:
         from .web_ui import build_python_tab
 
         gradio_builder = build_python_tab

@@ -1,15 +1,22 @@
-"""Server settings, read once from environment variables (the one place for them)."""
+"""Server settings: read once from environment variables, here and nowhere else, then
+passed down to the runtime, the task bank and the sandbox. Defaults are written once:
+the sandbox's limits default to `Limits()`, everything else to the fields below."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 
 from .sandbox import Limits
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default).strip() or default
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _list(value: str, sep: str = ",") -> tuple[str, ...]:
+    return tuple(p.strip() for p in value.split(sep) if p.strip())
 
 
 @dataclass(frozen=True)
@@ -20,22 +27,55 @@ class Settings:
     port: int = 8000
     max_concurrent_envs: int = 64
     session_timeout_s: float = 600.0
-    slots: int | None = None
+    web_interface: bool = False
+    # the sandbox
+    slots: int | None = None  # None: one per CPU
     limits: Limits = field(default_factory=Limits)
+    sandbox_disable: tuple[str, ...] = ()  # isolation layers turned off on purpose
+    sandbox_fault: str = ""  # test-only fault injection (see Sandbox)
+    # the task bank
+    procedural: bool = False
+    task_paths: tuple[str, ...] = ()
+    humaneval: bool = False
 
     @classmethod
-    def from_env(cls) -> Settings:
-        slots = _env("PYTHON_ENV_SLOTS", "0")
-        return cls(
-            host=_env("HOST", "0.0.0.0"),
-            port=int(_env("PORT", "8000")),
-            max_concurrent_envs=int(_env("MAX_CONCURRENT_ENVS", "64")),
-            session_timeout_s=float(_env("SESSION_TIMEOUT_S", "600")),
-            slots=int(slots) or None,
-            limits=Limits(
-                wall_s=float(_env("PYTHON_ENV_TIMEOUT_S", "10")),
-                cpu_s=float(_env("PYTHON_ENV_CPU_S", "10")),
-                memory_mb=int(_env("PYTHON_ENV_MEMORY_MB", "1024")),
-                max_output_bytes=int(_env("PYTHON_ENV_MAX_OUTPUT_BYTES", "65536")),
-            ),
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        base = cls()
+        lim = Limits()
+        limits = Limits(
+            **{
+                f.name: type(getattr(lim, f.name))(raw)
+                for f in fields(Limits)
+                if (raw := get(_LIMIT_VARS.get(f.name, ""))) is not None
+            }
         )
+        slots = int(get("PYTHON_ENV_SLOTS") or 0) or None
+        return cls(
+            host=get("HOST") or base.host,
+            port=int(get("PORT") or base.port),
+            max_concurrent_envs=int(get("MAX_CONCURRENT_ENVS") or base.max_concurrent_envs),
+            session_timeout_s=float(get("SESSION_TIMEOUT_S") or base.session_timeout_s),
+            web_interface=_flag(get("ENABLE_WEB_INTERFACE") or ""),
+            slots=slots,
+            limits=limits,
+            sandbox_disable=_list(get("PYTHON_ENV_SANDBOX_DISABLE") or ""),
+            sandbox_fault=get("PYTHON_ENV_SANDBOX_FAULT") or "",
+            procedural=_flag(get("PYTHON_ENV_PROCEDURAL") or ""),
+            task_paths=_list(get("PYTHON_ENV_TASKS") or "", os.pathsep),
+            humaneval=_flag(get("PYTHON_ENV_HUMANEVAL") or ""),
+        )
+
+
+# The environment variable behind each sandbox limit an operator may set.
+_LIMIT_VARS = {
+    "wall_s": "PYTHON_ENV_TIMEOUT_S",
+    "cpu_s": "PYTHON_ENV_CPU_S",
+    "memory_mb": "PYTHON_ENV_MEMORY_MB",
+    "max_output_bytes": "PYTHON_ENV_MAX_OUTPUT_BYTES",
+}

@@ -1,5 +1,5 @@
-"""The process-wide parts every session shares: one sandbox (its zygote and worker
-slots), the task bank and the grader. Built on first use, so constructing an
+"""The process-wide parts every session shares: the settings, one sandbox (its zygotes
+and worker slots), the task bank and the grader. Built on first use, so constructing an
 environment (OpenEnv does it for every HTTP request) stays cheap."""
 
 from __future__ import annotations
@@ -27,15 +27,30 @@ _lock = threading.Lock()
 _runtime: Runtime | None = None
 
 
+def served_bank(settings: Settings | None = None) -> TaskBank:
+    """The task bank these settings serve (cached: built once per distinct setting)."""
+    s = settings or Settings.from_env()
+    return default_bank(s.procedural, s.task_paths, s.humaneval)
+
+
+def build_sandbox(settings: Settings) -> Sandbox:
+    return Sandbox(
+        slots=settings.slots,
+        limits=settings.limits,
+        disable=settings.sandbox_disable,
+        fault=settings.sandbox_fault,
+    )
+
+
 def get_runtime() -> Runtime:
-    """The shared runtime, created once per process."""
+    """The shared runtime, created once per process from the environment's settings."""
     global _runtime
     with _lock:
         if _runtime is None:
             settings = Settings.from_env()
-            sandbox = Sandbox(slots=settings.slots, limits=settings.limits)
+            sandbox = build_sandbox(settings)
             atexit.register(sandbox.close)
-            _runtime = Runtime(settings, sandbox, default_bank(), Grader(sandbox))
+            _runtime = Runtime(settings, sandbox, served_bank(settings), Grader(sandbox))
         return _runtime
 
 

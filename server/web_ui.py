@@ -308,9 +308,9 @@ def _task_summaries(web_manager: Any) -> list[dict[str, Any]]:
     try:
         return list(env.list_tasks("all"))  # type: ignore[union-attr]
     except Exception:
-        from .tasks import default_bank
+        from .runtime import served_bank
 
-        return default_bank().summaries()
+        return served_bank().summaries()
 
 
 def build_python_tab(

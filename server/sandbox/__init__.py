@@ -32,8 +32,8 @@ through call proxies relayed by the parent, so the candidate cannot touch the as
 Degradation: in an unprivileged container the namespaces and uid_drop are usually
 refused; seccomp and landlock often still work; rlimits, setsid, timeouts, output
 caps and the verdict protocol always do. `Sandbox(...).isolation` reports what is
-active and why the rest is not; PYTHON_ENV_SANDBOX_DISABLE=pid_namespace,... (or
-`Sandbox(disable=...)`) turns layers off on purpose.
+active and why the rest is not; `Sandbox(disable=...)` turns layers off on purpose
+(the server's PYTHON_ENV_SANDBOX_DISABLE setting).
 """
 
 from .engine import Sandbox

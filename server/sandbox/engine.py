@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from .isolation import DISABLE_ENV, OPTIONAL
+from .isolation import OPTIONAL
 from .records import (
     AssertionResult,
     CaseSpec,
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .kernel import Kernel
 
 _UID_BLOCK = 4096
+FAULTS = {"", "spawn"}
 
 
 class SlotPool:
@@ -97,15 +98,24 @@ class Sandbox:
     """Runs untrusted Python in forked, isolated children. Thread-safe."""
 
     def __init__(
-        self, slots: int | None = None, limits: Limits | None = None, *, disable: Iterable[str] = ()
+        self,
+        slots: int | None = None,
+        limits: Limits | None = None,
+        *,
+        disable: Iterable[str] = (),
+        fault: str = "",
     ) -> None:
+        """`disable`: isolation layers to turn off on purpose. `fault` (tests only):
+        "spawn" makes every start of a child fail as an infrastructure fault would."""
         self.slots = max(1, slots or os.cpu_count() or 1)
         self.limits = limits or Limits()
-        env_off = {x.strip() for x in os.environ.get(DISABLE_ENV, "").split(",") if x.strip()}
-        disabled = set(disable) | env_off
+        disabled = set(disable)
         unknown = disabled - set(OPTIONAL)
         if unknown:
             raise ValueError(f"unknown isolation layers: {sorted(unknown)}; known: {OPTIONAL}")
+        if fault not in FAULTS:
+            raise ValueError(f"unknown sandbox fault {fault!r}; known: {sorted(FAULTS)}")
+        self.fault = fault
         self._base = tempfile.mkdtemp(prefix="pysbx-")
         os.chmod(self._base, 0o711)
         self._uid0 = 200_000 + secrets.randbelow(1 << 18) * _UID_BLOCK
@@ -161,6 +171,7 @@ class Sandbox:
 
     def kernel_zygote(self) -> ZygoteHandle:
         """Kernels are spread over the zygotes round-robin."""
+        self._inject_fault()
         return self._zygotes[next(self._kernel_rr) % self.slots]
 
     def kernel_uid(self) -> int | None:
@@ -212,6 +223,7 @@ class Sandbox:
         dumpable: bool = True,
         on_line: Any = None,
     ) -> Child:
+        self._inject_fault()
         lim = limits.as_dict()
         header = {"kind": kind, "workdir": workdir, "uid": uid, "limits": lim, "dumpable": dumpable}
         return Child(
@@ -224,6 +236,10 @@ class Sandbox:
             requests=requests,
             on_line=on_line,
         )
+
+    def _inject_fault(self) -> None:
+        if self.fault == "spawn":
+            raise SandboxError("injected fault: the sandbox could not start a process")
 
     # -- public API
     def run(

@@ -37,7 +37,6 @@ OPTIONAL = (
     "landlock",
 )
 LAYERS = ALWAYS + OPTIONAL
-DISABLE_ENV = "PYTHON_ENV_SANDBOX_DISABLE"
 
 HIDE_ROOTS = ("/root", "/home", "/work", "/srv", "/opt", "/var", "/tmp", "/run")
 HIDE_FILES = ("/etc/shadow", "/etc/gshadow")
@@ -182,7 +181,7 @@ def setup_zygote(
 
     def attempt(layer: str, fn: Any) -> None:
         if layer in disabled:
-            pol.unavailable[layer] = f"disabled by configuration ({DISABLE_ENV})"
+            pol.unavailable[layer] = "disabled by configuration"
             return
         try:
             why = fn()

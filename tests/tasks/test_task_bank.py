@@ -142,23 +142,18 @@ def test_summaries_are_json_and_hold_no_hidden_data(bank: TaskBank) -> None:
     assert "reference" not in text and "def " not in text
 
 
-def test_a_variant_and_its_source_are_never_served_together(monkeypatch) -> None:
+def test_a_variant_and_its_source_are_never_served_together() -> None:
     """A fix-syntax variant's starter is its source's hidden reference minus a colon
     (found in review): the default bank has no variants, and with PYTHON_ENV_PROCEDURAL=1
     the variants' sources are withheld."""
-    from python_env.server.tasks import default_bank
 
-    default_bank.cache_clear()
-    try:
-        monkeypatch.delenv("PYTHON_ENV_PROCEDURAL", raising=False)
-        plain = default_bank()
-        assert len(plain) >= 100 and not any(t.source == "procedural" for t in plain)
-        default_bank.cache_clear()
-        monkeypatch.setenv("PYTHON_ENV_PROCEDURAL", "1")
-        mixed = default_bank()
-        variants = [t for t in mixed if t.source == "procedural"]
-        assert len(variants) >= 80
-        assert not {t.base_id for t in variants} & {t.id for t in mixed}
-        assert any(t.family == "implement" for t in mixed)  # programs have no variants
-    finally:
-        default_bank.cache_clear()
+    from python_env.server.config import Settings
+    from python_env.server.runtime import served_bank
+
+    plain = served_bank(Settings.from_env({}))
+    assert len(plain) >= 100 and not any(t.source == "procedural" for t in plain)
+    mixed = served_bank(Settings.from_env({"PYTHON_ENV_PROCEDURAL": "1"}))
+    variants = [t for t in mixed if t.source == "procedural"]
+    assert len(variants) >= 80
+    assert not {t.base_id for t in variants} & {t.id for t in mixed}
+    assert any(t.family == "implement" for t in mixed)  # programs have no variants

