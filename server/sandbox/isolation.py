@@ -5,8 +5,11 @@ container) and reported instead of assumed.
 Zygote-wide, once:   net_namespace (an empty netns: no interface but a down lo),
                      mount_namespace (tmpfs over /root, /home, /work, /tmp, the repo,
                      ..., with the Python installation bound back read-only and the
-                     workdir area read-write; /proc with hidepid=invisible).
-Per child, in order: setsid, file descriptors, scrubbed_env, private_workdir, rlimits,
+                     workdir area read-write; /proc with hidepid=invisible; an
+                     empty read-only /dev/shm and /dev/mqueue).
+Per child, in order: ipc_namespace (a fresh one: System V IPC and POSIX message
+                     queues die with the run; where it is refused, seccomp refuses
+                     those calls instead), setsid, file descriptors, scrubbed_env, private_workdir, rlimits,
                      no_new_privs, landlock, uid_drop (per-slot uid: NPROC works, no
                      signalling the server, no reading root's 0600 files), seccomp.
 Per child, by the zygote: pid_namespace (unshare(NEWPID) + fork + setns back).
@@ -29,6 +32,7 @@ from . import syscalls as sc
 ALWAYS = ("rlimits", "setsid", "wall_timeout", "scrubbed_env", "private_workdir")
 OPTIONAL = (
     "pid_namespace",
+    "ipc_namespace",
     "net_namespace",
     "mount_namespace",
     "uid_drop",
@@ -40,6 +44,9 @@ LAYERS = ALWAYS + OPTIONAL
 
 HIDE_ROOTS = ("/root", "/home", "/work", "/srv", "/opt", "/var", "/tmp", "/run")
 HIDE_FILES = ("/etc/shadow", "/etc/gshadow")
+# The host's shared-memory and message-queue directories: shared by every process on
+# the host, so an empty read-only tmpfs covers them (a run gets no channel through them).
+HIDE_SHARED_DIRS = ("/dev/shm", "/dev/mqueue")
 _SYSTEM_RO = (
     "/usr",
     "/lib",
@@ -150,6 +157,9 @@ def _hide(roots: list[str], keeps: list[str], writable: list[str], private: list
     for f in HIDE_FILES:
         if os.path.isfile(f):
             sc.mount("/dev/null", f, None, sc.MS_BIND)
+    for d in HIDE_SHARED_DIRS:
+        if os.path.isdir(d):
+            sc.mount("tmpfs", d, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_RDONLY, "size=4k")
     sc.mount("proc", "/proc", "proc", sc.MS_NOSUID | sc.MS_NODEV | 8, "hidepid=invisible")
 
 
@@ -213,6 +223,11 @@ def setup_zygote(
 
     attempt("pid_namespace", pid_ns)
 
+    def ipc_ns() -> str | None:
+        return _probe(lambda: sc.unshare(sc.CLONE_NEWIPC) or True)
+
+    attempt("ipc_namespace", ipc_ns)
+
     stdlib = sysconfig.get_paths()["stdlib"]
 
     def uid_drop() -> str | None:
@@ -237,7 +252,9 @@ def setup_zygote(
     def seccomp_layer() -> str | None:
         if not nnp:
             return "needs no_new_privs"
-        pol.bpf = seccomp.build_filter()
+        # Without a private IPC namespace System V IPC and POSIX message queues are
+        # host-wide channels between runs: refuse them.
+        pol.bpf = seccomp.build_filter(deny_ipc=not pol.on("ipc_namespace"))
 
         def check() -> bool:
             import socket
@@ -319,6 +336,8 @@ def apply_child(
 ) -> None:
     """Confine the calling (freshly forked) child. Order matters; see module doc.
     `ruleset_fd`: a Landlock ruleset the zygote pre-built for this workdir's parent."""
+    if pol.on("ipc_namespace"):  # SysV IPC and POSIX queues die with the run
+        sc.unshare(sc.CLONE_NEWIPC)
     os.setsid()
     os.chdir(workdir)
     scrub_env(workdir)

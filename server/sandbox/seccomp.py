@@ -5,7 +5,8 @@ of every family (all network, even without a network namespace; and pathname uni
 sockets, which Landlock does not mediate and which would let a session's kernel serve
 another run; socketpair() stays allowed), namespace and
 mount manipulation, ptrace and cross-process memory access, kernel keyrings, bpf,
-io_uring (which bypasses seccomp), module loading, perf, kexec, reboot. Blocked calls
+io_uring (which bypasses seccomp), module loading, perf, kexec, reboot; and, where a
+run has no IPC namespace of its own, System V IPC and POSIX message queues. Blocked calls
 fail with EPERM (clone3 with ENOSYS, so libc falls back to clone, whose flags we can
 inspect). Syscalls of another ABI (x32, 32-bit compat) are refused outright.
 """
@@ -18,7 +19,7 @@ import struct
 
 from . import syscalls as sc
 
-_ARCH = {  # machine -> (AUDIT_ARCH, {name: nr})
+_ARCH = {  # machine -> (AUDIT_ARCH, {always refused: nr}, {IPC calls: nr})
     "x86_64": (
         0xC000003E,
         dict(
@@ -76,6 +77,26 @@ _ARCH = {  # machine -> (AUDIT_ARCH, {name: nr})
             uselib=134,
             personality=135,
         ),
+        dict(
+            shmget=29,
+            shmat=30,
+            shmctl=31,
+            shmdt=67,
+            semget=64,
+            semop=65,
+            semctl=66,
+            semtimedop=220,
+            msgget=68,
+            msgsnd=69,
+            msgrcv=70,
+            msgctl=71,
+            mq_open=240,
+            mq_unlink=241,
+            mq_timedsend=242,
+            mq_timedreceive=243,
+            mq_notify=244,
+            mq_getsetattr=245,
+        ),
     ),
     "aarch64": (
         0xC00000B7,
@@ -130,6 +151,26 @@ _ARCH = {  # machine -> (AUDIT_ARCH, {name: nr})
             kcmp=272,
             personality=92,
         ),
+        dict(
+            shmget=194,
+            shmat=196,
+            shmctl=195,
+            shmdt=197,
+            semget=190,
+            semop=193,
+            semctl=191,
+            semtimedop=192,
+            msgget=186,
+            msgsnd=189,
+            msgrcv=188,
+            msgctl=187,
+            mq_open=180,
+            mq_unlink=181,
+            mq_timedsend=182,
+            mq_timedreceive=183,
+            mq_notify=184,
+            mq_getsetattr=185,
+        ),
     ),
 }
 
@@ -149,11 +190,15 @@ def _ins(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
     return struct.pack("HBBI", code, jt, jf, k)
 
 
-def build_filter(machine: str = sc.MACHINE) -> bytes:
-    """Return the BPF program bytes for this machine (KeyError if unsupported)."""
-    arch, nr = _ARCH[machine]
+def build_filter(machine: str = sc.MACHINE, *, deny_ipc: bool = False) -> bytes:
+    """Return the BPF program bytes for this machine (KeyError if unsupported).
+    `deny_ipc`: also refuse System V IPC and POSIX message queues (for runs that share
+    the host's IPC namespace)."""
+    arch, nr, ipc = _ARCH[machine]
     special = ("clone", "clone3", "kill")
     blocked = [n for name, n in nr.items() if name not in special]
+    if deny_ipc:
+        blocked += list(ipc.values())
     body = [
         (_JGE, _X32_BIT, "eperm"),
         (_JEQ, nr["clone"], "clone"),
