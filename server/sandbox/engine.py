@@ -4,6 +4,7 @@ one-shot `run`. Kernels live in kernel.py, graded runs in cases.py."""
 from __future__ import annotations
 
 import collections
+import contextvars
 import itertools
 import os
 import secrets
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from .kernel import Kernel
 
 _UID_BLOCK = 4096
+_OWNER: contextvars.ContextVar[object | None] = contextvars.ContextVar("owner", default=None)
 FAULTS = {"", "spawn"}
 
 
@@ -134,6 +136,9 @@ class Sandbox:
         self._closed = False
         self._report: IsolationReport | None = None
         self._kernels: weakref.WeakSet[Kernel] = weakref.WeakSet()
+        self._owned: dict[object, set[Child]] = {}
+        self._owned_lock = threading.Lock()
+        self._cancelled: set[object] = set()
         self._finalizer = weakref.finalize(self, _close_all, self._zygotes, self._base)
 
     # -- plumbing shared with kernel.py / cases.py
@@ -226,7 +231,7 @@ class Sandbox:
         self._inject_fault()
         lim = limits.as_dict()
         header = {"kind": kind, "workdir": workdir, "uid": uid, "limits": lim, "dumpable": dumpable}
-        return Child(
+        child = Child(
             self._zygotes[slot],
             header,
             payload,
@@ -236,6 +241,49 @@ class Sandbox:
             requests=requests,
             on_line=on_line,
         )
+        owner = _OWNER.get()
+        if owner is not None:
+            with self._owned_lock:
+                if owner in self._cancelled:
+                    child.kill("cancelled")
+                self._owned.setdefault(owner, set()).add(child)
+            child.on_close = lambda c: self._disown(owner, c)
+        return child
+
+    # -- cancellation: a session's runs die with it
+    @contextmanager
+    def owner(self, key: object) -> Iterator[None]:
+        """Children started inside this block (in this thread) belong to `key`, so
+        `cancel(key)` can kill them from another thread: a departed session's one-shot
+        and graded runs end at once instead of running on to their time limit."""
+        token = _OWNER.set(key)
+        try:
+            yield
+        finally:
+            _OWNER.reset(token)
+
+    def cancel(self, key: object) -> None:
+        """Kill every child `key` owns now, and any it starts from now on."""
+        with self._owned_lock:
+            self._cancelled.add(key)
+            children = list(self._owned.get(key, ()))
+        for c in children:
+            c.kill("cancelled")
+
+    def release(self, key: object) -> None:
+        """Forget `key` (after cancel, once its step has returned)."""
+        with self._owned_lock:
+            self._cancelled.discard(key)
+            if not self._owned.get(key):
+                self._owned.pop(key, None)
+
+    def _disown(self, owner: object, child: Child) -> None:
+        with self._owned_lock:
+            kids = self._owned.get(owner)
+            if kids is not None:
+                kids.discard(child)
+                if not kids and owner not in self._cancelled:
+                    del self._owned[owner]
 
     def _inject_fault(self) -> None:
         if self.fault == "spawn":

@@ -224,7 +224,11 @@ def setup_zygote(
     attempt("pid_namespace", pid_ns)
 
     def ipc_ns() -> str | None:
-        return _probe(lambda: sc.unshare(sc.CLONE_NEWIPC) or True)
+        def check() -> bool:
+            sc.unshare(sc.CLONE_NEWIPC)
+            return True
+
+        return _probe(check)
 
     attempt("ipc_namespace", ipc_ns)
 

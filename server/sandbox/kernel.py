@@ -55,6 +55,7 @@ class _Proc:
             child_end.close()
         self.pidfd: int | None = os.pidfd_open(self.pid)
         self.exit: dict[str, Any] | None = None
+        self._fd_lock = threading.Lock()  # kill() may come from another thread
 
     def cpu_s(self) -> float | None:
         try:
@@ -75,17 +76,19 @@ class _Proc:
         return self.exit
 
     def kill(self) -> None:
-        if self.exit is None:
-            sigkill(self.pid, self.pidfd, self.pidns)
+        with self._fd_lock:
+            if self.exit is None and self.pidfd is not None:
+                sigkill(self.pid, self.pidfd, self.pidns)
 
     def close(self) -> None:
         self.kill()
         self.poll_exit(KILL_GRACE_S)
         for s in (self.ctl, self.status):
             s.close()
-        if self.pidfd is not None:
-            os.close(self.pidfd)
-            self.pidfd = None
+        with self._fd_lock:
+            if self.pidfd is not None:
+                os.close(self.pidfd)
+                self.pidfd = None
         remove_tree(self.workdir)
 
 
@@ -114,8 +117,13 @@ class Kernel:
             self._started_once = False
 
     def close(self) -> None:
+        """Kill the kernel and all it started, at once: a cell in flight (in another
+        thread) ends now, as killed, instead of running on to its time limit."""
+        self._closed = True
+        p = self._proc
+        if p is not None:
+            p.kill()
         with self._lock:
-            self._closed = True
             self._drop()
 
     def _drop(self) -> None:
@@ -139,8 +147,9 @@ class Kernel:
                 except ZygoteLost:  # the kernel zygote died while forking: once more
                     self._proc = _Proc(self._sb, self.limits)
                 self._started_once = True
-            with self._sb.slot():
-                return self._run(self._proc, payload, stdin, restarted)
+            # No slot: a kernel is a process of its own, so a sleeping or blocked cell
+            # holds nothing other sessions wait for (its CPU is capped by its budget).
+            return self._run(self._proc, payload, stdin, restarted)
 
     def _run(self, p: _Proc, payload: bytes, stdin: str, restarted: bool) -> RunResult:
         lim = self.limits

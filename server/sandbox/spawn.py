@@ -216,6 +216,9 @@ class Child:
         self.exit: dict[str, Any] | None = None
         self.killed_for = ""
         self.pidns = pidns
+        self.on_close: Callable[[Child], None] | None = None
+        self._fd_lock = threading.Lock()  # kill() may come from another thread
+        self._closed = False
         to_close: list[int] = []
         self.out_r, out_w = _pipe()
         self.err_r, err_w = _pipe()
@@ -251,10 +254,11 @@ class Child:
             self.pidfd = None
 
     def kill(self, why: str = "") -> None:
-        if self.exit is not None:
-            return
-        self.killed_for = self.killed_for or why
-        sigkill(self.pid, self.pidfd, self.pidns)
+        with self._fd_lock:
+            if self.exit is not None or self._closed:
+                return
+            self.killed_for = self.killed_for or why
+            sigkill(self.pid, self.pidfd, self.pidns)
 
     def send(self, obj: dict[str, Any]) -> bool:
         """Write one request line without ever blocking (the pipe was enlarged; a child
@@ -279,14 +283,19 @@ class Child:
 
     def close(self) -> None:
         self.close_requests()
-        for name in ("out_r", "err_r", "res_r", "pidfd"):
-            fd = getattr(self, name, None)
-            if fd is not None:
-                os.close(fd)
-                setattr(self, name, None)
+        with self._fd_lock:
+            self._closed = True
+            for name in ("out_r", "err_r", "res_r", "pidfd"):
+                fd = getattr(self, name, None)
+                if fd is not None:
+                    os.close(fd)
+                    setattr(self, name, None)
         if self.reply is not None:
             self.reply.close()
             self.reply = None
+        if self.on_close is not None:
+            self.on_close(self)
+            self.on_close = None
 
     # -- results
     @property
