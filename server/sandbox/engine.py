@@ -11,13 +11,13 @@ import secrets
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from . import roots
 from .isolation import OPTIONAL
 from .records import (
     AssertionResult,
@@ -90,10 +90,11 @@ def remove_tree(path: str) -> None:
         subprocess.run(["rm", "-rf", "--", path], stdin=subprocess.DEVNULL, check=False)
 
 
-def _close_all(zygotes: list[ZygoteHandle], base: str) -> None:
+def _close_all(zygotes: list[ZygoteHandle], base: str, lock_fd: int) -> None:
     for z in zygotes:
         z.close()
     remove_tree(base)
+    os.close(lock_fd)
 
 
 class Sandbox:
@@ -118,8 +119,8 @@ class Sandbox:
         if fault not in FAULTS:
             raise ValueError(f"unknown sandbox fault {fault!r}; known: {sorted(FAULTS)}")
         self.fault = fault
-        self._base = tempfile.mkdtemp(prefix="pysbx-")
-        os.chmod(self._base, 0o711)
+        self.swept = roots.sweep(remove_tree)  # what dead servers left behind
+        self._base, self.token, self._lock_fd = roots.claim()
         self._uid0 = 200_000 + secrets.randbelow(1 << 18) * _UID_BLOCK
         here = os.path.dirname(os.path.abspath(__file__))
         options = {
@@ -139,7 +140,9 @@ class Sandbox:
         self._owned: dict[object, set[Child]] = {}
         self._owned_lock = threading.Lock()
         self._cancelled: set[object] = set()
-        self._finalizer = weakref.finalize(self, _close_all, self._zygotes, self._base)
+        self._finalizer = weakref.finalize(
+            self, _close_all, self._zygotes, self._base, self._lock_fd
+        )
 
     # -- plumbing shared with kernel.py / cases.py
     @property
