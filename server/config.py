@@ -78,4 +78,5 @@ _LIMIT_VARS = {
     "cpu_s": "PYTHON_ENV_CPU_S",
     "memory_mb": "PYTHON_ENV_MEMORY_MB",
     "max_output_bytes": "PYTHON_ENV_MAX_OUTPUT_BYTES",
+    "disk_mb": "PYTHON_ENV_DISK_MB",
 }

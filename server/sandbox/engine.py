@@ -65,6 +65,13 @@ class SlotPool:
                 self._free.append(slot)
 
 
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
 def check_files(files: Mapping[str, str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, text in (files or {}).items():
@@ -128,8 +135,14 @@ class Sandbox:
             "workbase": self._base,
             "private_roots": [os.path.dirname(os.path.dirname(here))],
             "probe_uid": self._uid0,
+            "disk_mb": self.limits.disk_mb,
         }
-        self._zygotes = [ZygoteHandle(options) for _ in range(self.slots)]
+        self._zygotes = []
+        for slot in range(self.slots):
+            areas = [self._area(slot, role) for role in (0, 1)]
+            for area in areas:
+                os.mkdir(area, 0o711)
+            self._zygotes.append(ZygoteHandle(dict(options, areas=areas)))
         self._pool = SlotPool(self.slots)
         self._counter = itertools.count()
         self._kernel_uids = itertools.count()
@@ -169,7 +182,21 @@ class Sandbox:
         try:
             yield slot
         finally:
+            if self.layer("private_tmpfs"):  # the slot's /dev/shm starts empty for the next run
+                for name in _listdir(self._view(slot, "/dev/shm")):
+                    remove_tree(os.path.join(self._view(slot, "/dev/shm"), name))
             self._pool.release(slot)
+
+    def _area(self, slot: int, role: int) -> str:
+        return os.path.join(self._base, f"s{slot}r{role}")
+
+    def _view(self, slot: int, path: str) -> str:
+        """`path` as the slot's zygote sees it: with private_tmpfs its areas and /dev/shm
+        are tmpfs mounts inside the zygote's own mount namespace (gone with it)."""
+        if not self.layer("private_tmpfs"):
+            return path
+        self._zygotes[slot].ensure()
+        return f"/proc/{self._zygotes[slot].pid}/root{path}"
 
     def zygote(self, slot: int) -> ZygoteHandle:
         return self._zygotes[slot]
@@ -195,20 +222,18 @@ class Sandbox:
     def workdir(self, slot: int, role: int, uid: int | None) -> Iterator[str]:
         """A fresh private dir inside the slot's area (the zygote pre-builds one
         Landlock ruleset per area)."""
-        area = os.path.join(self._base, f"s{slot}r{role}")
-        if not os.path.isdir(area):
-            os.makedirs(area, 0o711, exist_ok=True)
-        path = os.path.join(area, f"w{next(self._counter)}")
-        os.mkdir(path, 0o700)
+        path = os.path.join(self._area(slot, role), f"w{next(self._counter)}")
+        view = self._view(slot, path)
+        os.mkdir(view, 0o700)
         try:
             if uid is not None:
-                os.chown(path, uid, uid)
+                os.chown(view, uid, uid)
             yield path
         finally:
             try:
-                os.rmdir(path)
+                os.rmdir(view)
             except OSError:
-                remove_tree(path)
+                remove_tree(view)
 
     def make_workdir(self, uid: int | None) -> str:
         path = os.path.join(self._base, f"k{next(self._counter)}")

@@ -33,6 +33,7 @@ ALWAYS = ("rlimits", "setsid", "wall_timeout", "scrubbed_env", "private_workdir"
 OPTIONAL = (
     "pid_namespace",
     "ipc_namespace",
+    "private_tmpfs",
     "net_namespace",
     "mount_namespace",
     "uid_drop",
@@ -184,7 +185,12 @@ def _probe(fn: Any) -> str | None:
 
 
 def setup_zygote(
-    disabled: set[str], private_roots: list[str], workbase: str, probe_uid: int
+    disabled: set[str],
+    private_roots: list[str],
+    workbase: str,
+    probe_uid: int,
+    areas: list[str],
+    disk_mb: int,
 ) -> Policy:
     """Called once in the zygote, before warm-up forks. Never raises."""
     pol = Policy(active=set(ALWAYS))
@@ -231,6 +237,16 @@ def setup_zygote(
         return _probe(check)
 
     attempt("ipc_namespace", ipc_ns)
+
+    def private_tmpfs() -> str | None:
+        if not pol.on("mount_namespace"):
+            return "needs mount_namespace"
+        for area in areas:  # one run at a time per area: the slot's runs' workdirs
+            _tmpfs(area, disk_mb, 0o711)
+        _tmpfs(SHM, disk_mb, 0o1777)  # the slot's /dev/shm, emptied after every run
+        return None
+
+    attempt("private_tmpfs", private_tmpfs)
 
     stdlib = sysconfig.get_paths()["stdlib"]
 
@@ -300,6 +316,28 @@ def setup_zygote(
     return pol
 
 
+SHM = "/dev/shm"
+_TMPFS_INODES = 65536
+
+
+def _tmpfs(path: str, size_mb: int, mode: int) -> None:
+    opts = f"size={int(size_mb)}m,nr_inodes={_TMPFS_INODES},mode={mode:o}"
+    sc.mount("tmpfs", path, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, opts)
+
+
+def mount_private_tmpfs(workdir: str, uid: int | None, size_mb: int) -> None:
+    """A kernel's own tmpfs of `size_mb`, private to it and its descendants, holding
+    both its working directory and its /dev/shm: one budget for all it writes, counted
+    as memory, and gone with the kernel (no files to remove, no channel to a later run)."""
+    sc.unshare(sc.CLONE_NEWNS)
+    _tmpfs(SHM, size_mb, 0o1777)
+    work = os.path.join(SHM, ".work")
+    os.mkdir(work, 0o700)
+    if uid is not None:
+        os.chown(work, uid, uid)
+    sc.mount(work, workdir, None, sc.MS_BIND)
+
+
 def drop_uid(uid: int) -> None:
     os.setgroups([])
     os.setresgid(uid, uid, uid)
@@ -329,9 +367,16 @@ def scrub_env(workdir: str) -> None:
     os.environ["HOME"] = os.environ["TMPDIR"] = workdir
 
 
+def writable(pol: Policy, workdir: str) -> list[str]:
+    """What a child may write: its workdir, a few devices and, on its private tmpfs,
+    /dev/shm (POSIX semaphores and shared memory: multiprocessing needs them)."""
+    return [workdir, *_DEVICES_RW, *([SHM] if pol.on("private_tmpfs") else [])]
+
+
 def apply_child(
     pol: Policy,
     *,
+    own_tmpfs: bool = False,
     workdir: str,
     uid: int | None,
     limits: dict[str, Any],
@@ -342,6 +387,8 @@ def apply_child(
     `ruleset_fd`: a Landlock ruleset the zygote pre-built for this workdir's parent."""
     if pol.on("ipc_namespace"):  # SysV IPC and POSIX queues die with the run
         sc.unshare(sc.CLONE_NEWIPC)
+    if own_tmpfs and pol.on("private_tmpfs"):
+        mount_private_tmpfs(workdir, uid if pol.on("uid_drop") else None, limits["disk_mb"])
     os.setsid()
     os.chdir(workdir)
     scrub_env(workdir)
@@ -353,7 +400,7 @@ def apply_child(
             landlock.restrict_self(ruleset_fd)
             os.close(ruleset_fd)
         else:
-            landlock.restrict(pol.read_only, [workdir, *_DEVICES_RW], pol.landlock_abi)
+            landlock.restrict(pol.read_only, writable(pol, workdir), pol.landlock_abi)
     if uid is not None and pol.on("uid_drop"):
         drop_uid(uid)
     # credential changes reset these two; set them afterwards

@@ -18,6 +18,7 @@ class Limits:
     memory_mb: int = 1024
     max_output_bytes: int = 65536
     file_size_mb: int = 64
+    disk_mb: int = 256  # everything a run or kernel writes: its workdir plus /dev/shm
     max_processes: int = 32
     max_open_files: int = 128
 

@@ -83,7 +83,7 @@ class Zygote:
         area = os.path.dirname(header["workdir"])
         if area not in self.rulesets:
             self.rulesets[area] = landlock.build(
-                self.pol.read_only, [area, *isolation.DEVICES_RW], self.pol.landlock_abi
+                self.pol.read_only, isolation.writable(self.pol, area), self.pol.landlock_abi
             )
             os.set_inheritable(self.rulesets[area], False)
         return self.rulesets[area]
@@ -166,6 +166,7 @@ class Zygote:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             isolation.apply_child(
                 self.pol,
+                own_tmpfs=kind == "kernel",
                 workdir=header["workdir"],
                 uid=header.get("uid"),
                 limits=header["limits"],
@@ -253,7 +254,12 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.set_inheritable(ctl.fileno(), False)
     pol = isolation.setup_zygote(
-        set(opts["disabled"]), opts["private_roots"], opts["workbase"], opts["probe_uid"]
+        set(opts["disabled"]),
+        opts["private_roots"],
+        opts["workbase"],
+        opts["probe_uid"],
+        opts["areas"],
+        opts["disk_mb"],
     )
     warm_up()
     ctl.send(json.dumps({"report": pol.report(), "pid": os.getpid()}).encode())

@@ -14,6 +14,7 @@ FAST = Limits(
     memory_mb=512,
     max_output_bytes=4096,
     file_size_mb=8,
+    disk_mb=48,
     max_processes=16,
     max_open_files=64,
 )

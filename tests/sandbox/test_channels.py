@@ -3,6 +3,8 @@ reaches another run, another session's kernel or the host, and nothing outlives 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from python_env.server.sandbox import Sandbox
 
@@ -62,14 +64,73 @@ def test_without_an_ipc_namespace_system_v_ipc_is_refused() -> None:
         assert r.stdout.split() == ["-1", "1"], r  # EPERM, even for a private segment
 
 
-def test_host_shared_memory_dirs_are_not_a_channel(healthy: Sandbox) -> None:
-    r = healthy.run(
-        "import os\n"
-        "for d in ('/dev/shm', '/dev/mqueue'):\n"
-        "    try:\n"
-        "        open(os.path.join(d, 'x'), 'w').write('leak')\n"
-        "        print(d, 'written')\n"
-        "    except OSError as e:\n"
-        "        print(d, type(e).__name__)\n"
+WRITE_SHM = (
+    "import os\n"
+    "try:\n"
+    "    open('/dev/shm/planted', 'w').write('leak')\n"
+    "except OSError as e:\n"
+    "    print(type(e).__name__)\n"
+)
+SEE_SHM = "import os\nprint(sorted(os.listdir('/dev/shm')))"
+
+
+def test_dev_shm_is_private_to_a_run_and_to_a_kernel(healthy: Sandbox) -> None:
+    host = set(os.listdir("/dev/shm"))
+    healthy.run(WRITE_SHM)
+    assert healthy.run(SEE_SHM).stdout == "[]\n"  # the next run starts empty
+    k1, k2 = healthy.kernel(), healthy.kernel()
+    try:
+        k1.run(WRITE_SHM)
+        assert "planted" in k1.run(SEE_SHM).stdout  # kept between a kernel's cells
+        assert "planted" not in k2.run(SEE_SHM).stdout  # never another session's
+        assert healthy.run(SEE_SHM).stdout == "[]\n"
+    finally:
+        k1.close()
+        k2.close()
+    assert set(os.listdir("/dev/shm")) == host  # nothing reached the host's
+    r = healthy.run("open('/dev/mqueue/x', 'w')")
+    assert r.exit_code != 0, r
+
+
+def test_multiprocessing_pool_works_where_runs_have_their_own_dev_shm(healthy: Sandbox) -> None:
+    program = (
+        "import multiprocessing as mp\n"
+        "def sq(x):\n    return x * x\n"
+        "if __name__ == '__main__':\n"
+        "    with mp.Pool(2) as p:\n        print(sum(p.map(sq, range(100))))\n"
     )
-    assert "written" not in r.stdout, r
+    if "private_tmpfs" not in healthy.isolation.active:
+        r = healthy.run(program)  # no private /dev/shm: a clear error, never a hang
+        assert r.exit_code != 0 and "Permission" in r.stderr, r
+        return
+    assert healthy.run(program).stdout == "328350\n"
+    k = healthy.kernel()
+    try:
+        assert k.run(program).stdout == "328350\n"
+    finally:
+        k.close()
+
+
+def test_a_run_cannot_write_more_than_its_disk_budget(healthy: Sandbox) -> None:
+    if "private_tmpfs" not in healthy.isolation.active:
+        pytest.skip("no private tmpfs here")
+    fill = (
+        "n = 0\n"
+        "try:\n"
+        "    for i in range(10_000):\n"
+        "        with open(f'f{i}', 'wb') as f:\n"
+        "            f.write(b'x' * (4 << 20))\n"
+        "        n += 4\n"
+        "except OSError as e:\n"
+        "    print(n, e.errno)\n"
+    )
+    budget = healthy.limits.disk_mb
+    written, errno_ = map(int, healthy.run(fill).stdout.split())
+    assert written <= budget and errno_ == 28, (written, budget)  # ENOSPC at the budget
+    k = healthy.kernel()
+    try:
+        written, errno_ = map(int, k.run(fill).stdout.split())
+        assert written <= budget and errno_ == 28
+    finally:
+        k.close()
+    assert healthy.run("print(1)").stdout == "1\n"

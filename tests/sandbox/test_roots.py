@@ -12,9 +12,11 @@ import time
 from python_env.server.sandbox import Sandbox, roots
 from python_env.server.sandbox.engine import remove_tree
 
-START = (
-    "import sys, time\n"
-    "from python_env.server.sandbox import Sandbox\n"
+SANDBOX_DIR = os.path.dirname(os.path.abspath(roots.__file__))
+START = (  # the sandbox alone (stdlib only), loaded by path: no server, no OpenEnv import
+    "import importlib, sys, time, types\n"
+    "m = types.ModuleType('sbx'); m.__path__ = [sys.argv[1]]; sys.modules['sbx'] = m\n"
+    "Sandbox = importlib.import_module('sbx.engine').Sandbox\n"
     "sb = Sandbox(slots=1)\n"
     "k = sb.kernel(); k.run('x = 1')\n"  # a kernel and its workdir exist too
     "print(sb._base, flush=True)\n"
@@ -25,7 +27,7 @@ START = (
 def _server(tmp: str) -> tuple[subprocess.Popen[str], str]:
     env = dict(os.environ, TMPDIR=tmp)
     proc = subprocess.Popen(
-        [sys.executable, "-c", START], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", START, SANDBOX_DIR], stdout=subprocess.PIPE, text=True, env=env
     )
     assert proc.stdout is not None
     return proc, proc.stdout.readline().strip()
