@@ -7,6 +7,8 @@ import json
 import os
 from typing import Any
 
+from . import caps
+
 
 class StreamCap:
     """Keeps the first `cap` bytes; counts the rest. `flooding` once far past the cap."""
@@ -65,15 +67,10 @@ class LineReader:
         return []
 
 
-MAX_CONTAINERS = 1_000_000
-"""Lists and dicts one result line may hold: a forged line of `[[],[],...]` costs the
-server ~20 bytes of memory per byte of JSON, so it is refused before parsing."""
-
-
-def parse_line(raw: bytes, max_depth: int = 120) -> dict[str, Any] | None:
+def parse_line(raw: bytes, max_depth: int = caps.JSON_DEPTH) -> dict[str, Any] | None:
     """A JSON object from a child, or None if malformed, too many containers, or nested
     deeper than `max_depth` (the verifier's comparators recurse over it)."""
-    if raw.count(b"[") + raw.count(b"{") > MAX_CONTAINERS:
+    if raw.count(b"[") + raw.count(b"{") > caps.JSON_CONTAINERS:
         return None
     try:
         obj = json.loads(raw)
@@ -97,7 +94,7 @@ def _deeper_than(obj: Any, limit: int) -> bool:
     return False
 
 
-def read_some(fd: int, n: int = 1 << 16) -> bytes | None:
+def read_some(fd: int, n: int = caps.READ_CHUNK) -> bytes | None:
     """Non-blocking read: bytes, b"" at EOF, None if nothing is available now."""
     try:
         return os.read(fd, n)

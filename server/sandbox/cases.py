@@ -13,11 +13,11 @@ with the test code, so it cannot patch its asserts, builtins or reporting.
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import caps
 from .plain import Unserializable, encode
 from .records import (
     AssertionOutcome,
@@ -26,8 +26,9 @@ from .records import (
     CaseSpec,
     CasesResult,
     Limits,
+    hit_cpu_limit,
 )
-from .spawn import KILL_GRACE_S, Child, ZygoteLost, pump
+from .spawn import Child, ZygoteLost, pump
 
 if TYPE_CHECKING:
     from .engine import Sandbox
@@ -72,7 +73,7 @@ def _cases_once(
         if obj is None:
             return
         if "load_error" in obj:
-            state["load_error"] = str(obj["load_error"])[:4000]
+            state["load_error"] = str(obj["load_error"])[: caps.TEXT]
             return
         i, s = obj.get("i"), obj.get("s")
         if type(i) is not int or not 0 <= i < n or s not in _STATUSES:
@@ -80,7 +81,7 @@ def _cases_once(
         out = CaseOutcome(
             s,
             obj.get("o") if s == "ok" else None,
-            None if s == "ok" else str(obj.get("e", ""))[:4000],
+            None if s == "ok" else str(obj.get("e", ""))[: caps.TEXT],
         )
         if i in got and got[i] != out:
             bad.add(i)  # two different claims for one case: nobody gets the benefit
@@ -97,11 +98,7 @@ def _cases_once(
             finally:
                 child.close()
     code, sig = child.status()
-    timed_out = (
-        timed_out
-        or sig == signal.SIGXCPU
-        or (sig == signal.SIGKILL and child.cpu_ms >= limits.cpu_s * 1000 - 50)
-    )
+    timed_out = timed_out or hit_cpu_limit(sig, child.cpu_ms, limits)
     load_error = state["load_error"]
     outcomes: list[CaseOutcome] = []
     for i in range(n):
@@ -205,13 +202,13 @@ class _Relay:
         if obj is None:
             return
         if "tests" in obj and isinstance(obj["tests"], list):
-            self.tests = [str(t) for t in obj["tests"]][:10000]
+            self.tests = [str(t) for t in obj["tests"]][: caps.TEST_NAMES]
         elif "load_error" in obj:
-            self.load_error = str(obj["load_error"])[:4000]
+            self.load_error = str(obj["load_error"])[: caps.TEXT]
         elif "t" in obj:
             name = str(obj["t"])
             self.results[name] = AssertionOutcome(
-                name, obj.get("p") is True, str(obj.get("m", ""))[:4000]
+                name, obj.get("p") is True, str(obj.get("m", ""))[: caps.TEXT]
             )
         elif isinstance(obj.get("call"), dict):
             call = obj["call"]
@@ -294,7 +291,7 @@ def run_assertions(
                 cand.close_requests()
                 cand.kill()
                 test.kill()
-                pump([cand, test], time.monotonic() + KILL_GRACE_S)
+                pump([cand, test], time.monotonic() + caps.KILL_GRACE_S)
                 cand.close()
                 test.close()
     tests: list[AssertionOutcome] = []

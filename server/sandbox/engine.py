@@ -9,7 +9,6 @@ import itertools
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import threading
 import weakref
@@ -27,6 +26,7 @@ from .records import (
     Limits,
     RunResult,
     SandboxError,
+    run_result,
 )
 from .spawn import Child, ZygoteHandle, ZygoteLost, pump
 
@@ -257,6 +257,9 @@ class Sandbox:
         on_line: Any = None,
     ) -> Child:
         self._inject_fault()
+        owner = _OWNER.get()
+        if owner is not None and owner in self._cancelled:
+            raise SandboxError("cancelled: the session that asked for this run has ended")
         lim = limits.as_dict()
         header = {"kind": kind, "workdir": workdir, "uid": uid, "limits": lim, "dumpable": dumpable}
         child = Child(
@@ -269,10 +272,9 @@ class Sandbox:
             requests=requests,
             on_line=on_line,
         )
-        owner = _OWNER.get()
         if owner is not None:
             with self._owned_lock:
-                if owner in self._cancelled:
+                if owner in self._cancelled:  # cancelled while this child was starting
                     child.kill("cancelled")
                 self._owned.setdefault(owner, set()).add(child)
             child.on_close = lambda c: self._disown(owner, c)
@@ -376,7 +378,18 @@ class Sandbox:
                     timed_out = pump([child], child.t0 + lim.wall_s)
                 finally:
                     child.close()
-        return run_result(child, lim, timed_out, info), info, child.lost
+        result = run_result(
+            ended=True,
+            status=(child.exit or {}).get("exit"),
+            out=child.out,
+            err=child.err,
+            reply=info,
+            limits=lim,
+            timed_out=timed_out,
+            wall_ms=child.wall_ms,
+            cpu_ms=child.cpu_ms,
+        )
+        return result, info, child.lost
 
     def kernel(self, limits: Limits | None = None) -> Kernel:
         """A persistent REPL-like child (see kernel.py); started on its first run."""
@@ -420,27 +433,3 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def run_result(
-    child: Child, lim: Limits, timed_out: bool, info: dict[str, Any], restarted: bool = False
-) -> RunResult:
-    code, sig = child.status()
-    cpu = child.cpu_ms
-    cpu_killed = sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= lim.cpu_s * 1000 - 50)
-    exc = info.get("exc")
-    return RunResult(
-        stdout=child.out.text(),
-        stderr=child.err.text(),
-        stdout_truncated=child.out.truncated,
-        stderr_truncated=child.err.truncated,
-        exit_code=code,
-        signal=sig,
-        timed_out=timed_out or bool(cpu_killed),
-        memory_exceeded=exc == "MemoryError",
-        exception_type=exc,
-        exception_message=info.get("msg") if exc else None,
-        wall_time_ms=child.wall_ms,
-        cpu_time_ms=cpu,
-        kernel_restarted=restarted,
-    )

@@ -20,12 +20,12 @@ import traceback
 import types
 from typing import Any
 
-from . import pytest_shim
+from . import caps, pytest_shim
 from .plain import Unserializable, decode, dumps, encode, to_plain
 
 RESULT_FD, REQUEST_FD = 3, 4
-MAX_LINE = 8 << 20  # one result line (a case's output)
-MAX_MSG = 2000  # exception messages shown to the agent/grader
+MAX_LINE = caps.RESULT_LINE
+MAX_MSG = caps.MESSAGE
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 

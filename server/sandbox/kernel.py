@@ -13,17 +13,17 @@ from __future__ import annotations
 import json
 import os
 import selectors
-import signal
 import socket
 import threading
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .caps import KILL_GRACE_S
 from .capture import StreamCap, parse_line, read_some
 from .engine import check_files, remove_tree
-from .records import Limits, RunResult, SandboxError
-from .spawn import KILL_GRACE_S, ZygoteLost, devnull, memfd, sigkill
+from .records import Limits, RunResult, SandboxError, run_result
+from .spawn import ZygoteLost, devnull, memfd, sigkill
 
 if TYPE_CHECKING:
     from .engine import Sandbox
@@ -216,38 +216,19 @@ class Kernel:
             os.close(out_r)
             os.close(err_r)
         wall = (time.monotonic() - t0) * 1000
-        cpu1 = p.cpu_s()
         if p.exit is not None:
-            st = p.exit.get("exit")
-            code, sig = (
-                (None, signal.SIGKILL)
-                if st is None
-                else ((None, os.WTERMSIG(st)) if os.WIFSIGNALED(st) else (os.WEXITSTATUS(st), None))
-            )
-            cpu = max(
-                0.0,
-                (float(p.exit.get("utime", 0)) + float(p.exit.get("stime", 0)) - (cpu0 or 0.0))
-                * 1000,
-            )
-            reply = reply or {}
+            used = float(p.exit.get("utime", 0)) + float(p.exit.get("stime", 0))
         else:
-            reply = reply or {}
-            code, sig = int(reply.get("exit", 0)), None
-            cpu = ((cpu1 or 0.0) - (cpu0 or 0.0)) * 1000
-        exc = reply.get("exc")
-        cpu_killed = sig == signal.SIGXCPU
-        return RunResult(
-            stdout=out.text(),
-            stderr=err.text(),
-            stdout_truncated=out.truncated,
-            stderr_truncated=err.truncated,
-            exit_code=code,
-            signal=sig,
-            timed_out=timed_out or cpu_killed,
-            memory_exceeded=exc == "MemoryError",
-            exception_type=exc,
-            exception_message=reply.get("msg") if exc else None,
-            wall_time_ms=wall,
-            cpu_time_ms=cpu,
-            kernel_restarted=restarted,
+            used = p.cpu_s() or 0.0
+        return run_result(
+            ended=p.exit is not None,
+            status=(p.exit or {}).get("exit"),
+            out=out,
+            err=err,
+            reply=reply or {},
+            limits=lim,
+            timed_out=timed_out,
+            wall_ms=wall,
+            cpu_ms=max(0.0, (used - (cpu0 or 0.0)) * 1000),
+            restarted=restarted,
         )

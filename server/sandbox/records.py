@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -42,9 +44,58 @@ class RunResult:
     cpu_time_ms: float
     kernel_restarted: bool = False
 
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out
+
+def decode_status(status: int | None) -> tuple[int | None, int | None]:
+    """A wait status as (exit_code, signal); None (never reported) counts as SIGKILL."""
+    if status is None:
+        return None, signal.SIGKILL
+    if os.WIFSIGNALED(status):
+        return None, os.WTERMSIG(status)
+    return os.WEXITSTATUS(status), None
+
+
+def hit_cpu_limit(sig: int | None, cpu_ms: float, limits: Limits) -> bool:
+    """Killed by RLIMIT_CPU (SIGXCPU at the soft limit, SIGKILL at the hard one)."""
+    return sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_ms >= limits.cpu_s * 1000 - 50)
+
+
+def run_result(
+    *,
+    ended: bool,
+    status: int | None,
+    out: Any,
+    err: Any,
+    reply: Mapping[str, Any],
+    limits: Limits,
+    timed_out: bool,
+    wall_ms: float,
+    cpu_ms: float,
+    restarted: bool = False,
+) -> RunResult:
+    """The one way a run's result is built, for one-shot runs and kernel cells alike:
+    `ended`: the process is gone, with wait `status` (None if never reported); else a
+    kernel cell returned and `reply` (the harness's {"exit", "exc", "msg"}) says how.
+    `out`/`err` are the capped streams."""
+    if ended:
+        code, sig = decode_status(status)
+    else:
+        code, sig = int(reply.get("exit") or 0), None
+    exc = reply.get("exc")
+    return RunResult(
+        stdout=out.text(),
+        stderr=err.text(),
+        stdout_truncated=out.truncated,
+        stderr_truncated=err.truncated,
+        exit_code=code,
+        signal=sig,
+        timed_out=timed_out or hit_cpu_limit(sig, cpu_ms, limits),
+        memory_exceeded=exc == "MemoryError",
+        exception_type=exc,
+        exception_message=reply.get("msg") if exc else None,
+        wall_time_ms=wall_ms,
+        cpu_time_ms=cpu_ms,
+        kernel_restarted=restarted,
+    )
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import caps
 from .capture import LineReader, StreamCap, parse_line, read_some
 from .isolation import BASE_ENV
-from .records import SandboxError
+from .records import SandboxError, decode_status
 from .zygote import BOOTSTRAP
 
 F_SETPIPE_SZ = 1031
-RESULT_CAP = 16 << 20  # all result lines of one run
-KILL_GRACE_S = 5.0
 # The zygote loads this directory under a neutral name: an editable-install finder for
 # "python_env" would otherwise import the whole server (openenv, gradio) into it.
 ZYGOTE_PACKAGE = "_python_env_sandbox"
@@ -85,7 +84,7 @@ class ZygoteHandle:
             start_new_session=True,
         )
         child.close()
-        parent.settimeout(120)
+        parent.settimeout(caps.ZYGOTE_START_S)
         try:
             hello = parent.recv(1 << 16)
         except OSError:
@@ -211,7 +210,7 @@ class Child:
             StreamCap(limits["max_output_bytes"]),
             StreamCap(limits["max_output_bytes"]),
         )
-        self.lines = LineReader(RESULT_CAP, 8 << 20)  # the harness caps a line at 8 MB
+        self.lines = LineReader(caps.RESULT_TOTAL, caps.RESULT_LINE)
         self.on_line = on_line
         self.exit: dict[str, Any] | None = None
         self.killed_for = ""
@@ -231,7 +230,7 @@ class Child:
         if requests:
             req_r, self.req_w = _pipe(nonblock_read=False)
             try:
-                fcntl.fcntl(self.req_w, F_SETPIPE_SZ, 1 << 20)
+                fcntl.fcntl(self.req_w, F_SETPIPE_SZ, caps.REQUEST_PIPE)
             except OSError:
                 pass
             os.set_blocking(self.req_w, False)
@@ -314,12 +313,7 @@ class Child:
 
     def status(self) -> tuple[int | None, int | None]:
         """(exit_code, signal)."""
-        st = (self.exit or {}).get("exit")
-        if st is None:
-            return None, signal.SIGKILL
-        if os.WIFSIGNALED(st):
-            return None, os.WTERMSIG(st)
-        return os.WEXITSTATUS(st), None
+        return decode_status((self.exit or {}).get("exit"))
 
     def _feed_lines(self, data: bytes) -> None:
         for raw in self.lines.feed(data):
@@ -354,7 +348,7 @@ def pump(children: list[Child], deadline: float, stop: Callable[[], bool] | None
                 timed_out = True
                 for c in children:
                     c.kill("timeout")
-                deadline = time.monotonic() + KILL_GRACE_S
+                deadline = time.monotonic() + caps.KILL_GRACE_S
                 continue
             for key, _ in sel.select(left):
                 c, what = key.data

@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from python_env.server.sandbox import CaseSpec, Limits, Sandbox
+from python_env.server.sandbox import CaseSpec, Limits, Sandbox, SandboxError
 
 pytestmark = pytest.mark.timeout(60)
 LONG = Limits(wall_s=30, cpu_s=30, memory_mb=256, max_output_bytes=4096)
@@ -16,7 +16,14 @@ LONG = Limits(wall_s=30, cpu_s=30, memory_mb=256, max_output_bytes=4096)
 
 def _in_thread(fn) -> tuple[threading.Thread, list]:
     out: list = []
-    t = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+
+    def target() -> None:
+        try:
+            out.append(fn())
+        except BaseException as e:  # noqa: BLE001 - the test asserts on it
+            out.append(e)
+
+    t = threading.Thread(target=target, daemon=True)
     t.start()
     return t, out
 
@@ -50,8 +57,14 @@ def test_cancel_kills_the_owners_runs_and_refuses_new_ones() -> None:
                     entry_point="f",
                 )
 
+        warm = [_in_thread(lambda: sb.run("pass")) for _ in range(2)]  # both zygotes up
+        for t, _ in warm:
+            t.join(30)
         threads = [_in_thread(sleeping_run), _in_thread(sleeping_grade)]
-        time.sleep(0.7)
+        deadline = time.monotonic() + 20
+        while len(_owned(sb, owner)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # until both children run
+        assert len(_owned(sb, owner)) == 2
         sb.cancel(owner)
         for t, _ in threads:
             t.join(5)
@@ -59,8 +72,8 @@ def test_cancel_kills_the_owners_runs_and_refuses_new_ones() -> None:
         run, grade = threads[0][1][0], threads[1][1][0]
         assert run.signal is not None and not run.timed_out, run
         assert grade.outcomes[0].status == "crash", grade
-        with sb.owner(owner):  # a cancelled owner starts nothing more
-            assert sb.run("print(1)").stdout == ""
+        with sb.owner(owner), pytest.raises(SandboxError):  # it starts nothing more
+            sb.run("print(1)")
         sb.release(owner)
         with sb.owner(owner):
             assert sb.run("print(1)").stdout == "1\n"
@@ -82,6 +95,11 @@ def test_sleeping_kernel_cells_do_not_hold_the_slots() -> None:
         finally:
             for k in kernels:
                 k.close()
+
+
+def _owned(sb: Sandbox, owner: object) -> set:
+    with sb._owned_lock:
+        return set(sb._owned.get(owner, ()))
 
 
 def _alive(pid: int) -> bool:

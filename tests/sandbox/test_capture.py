@@ -4,7 +4,8 @@ server ~20x their size in memory and seconds of CPU)."""
 
 from __future__ import annotations
 
-from python_env.server.sandbox.capture import MAX_CONTAINERS, LineReader, parse_line
+from python_env.server.sandbox.caps import JSON_CONTAINERS as MAX_CONTAINERS
+from python_env.server.sandbox.capture import LineReader, parse_line
 
 
 def test_lines_split_across_chunks_are_joined():
