@@ -1,0 +1,244 @@
+"""One budget for a run's whole process tree, whatever mechanism holds it here.
+
+`select_budget()` runs once at start: cgroup v1 where `cgroups.probe()` says it is
+usable (the kernel enforces memory, tasks and CPU share for every descendant, and
+freezes them), else the /proc fallback (`proctree`: polled memory and task budgets,
+SIGSTOP/SIGCONT freezing, no CPU-share cap). Both give the same `TreeBudget`.
+
+A cgroup v2 driver (not built: this machine's v2 mount has no controllers, and a driver
+no test runs is not done) would be a third `TreeBudget`: one directory in the unified
+tree (delegated to us: `cgroup.subtree_control` enabling memory, pids, cpu), `memory.max`
+(+ `memory.swap.max` 0), `pids.max`, `cpu.max` ("quota period"), `cpu.stat` usage_usec,
+`memory.current`, `cgroup.freeze` (+ `cgroup.events` frozen 1), `cgroup.kill` (one write
+kills the tree, no pid loop), `memory.events` oom_kill (poll()able for the OOM event),
+and the v2 "no internal processes" rule (our own process must sit in a leaf).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import ClassVar
+
+from . import cgroups, proctree
+
+CGROUP_V1, PROC_WATCH = "cgroup_v1", "proc_watch"
+
+
+class TreeBudget:
+    """The budget of one tree. `add()` its first process (the kernel, or a run's child)
+    before it allocates; every process it forks is in the tree. `memory_exceeded()` is
+    True once the tree was killed (or a process OOM-killed) for going over memory."""
+
+    mechanism: ClassVar[str]
+    holds: ClassVar[frozenset[str]]  # which limits the mechanism enforces
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+
+    def add(self, pid: int) -> None:
+        raise NotImplementedError
+
+    def pids(self) -> list[int]:
+        raise NotImplementedError
+
+    def memory_bytes(self) -> int:
+        raise NotImplementedError
+
+    def cpu_s(self) -> float:
+        raise NotImplementedError
+
+    def tasks(self) -> int:
+        raise NotImplementedError
+
+    def busy(self) -> bool:
+        """Does anything but the first process's main thread exist (a child, a thread)?"""
+        pids = self.pids()
+        return any(p != self.first for p in pids) or self.tasks() > len(pids)
+
+    def freeze(self) -> None:
+        raise NotImplementedError
+
+    def thaw(self) -> None:
+        raise NotImplementedError
+
+    def kill(self) -> bool:
+        """Kill every process of the tree; True once none is left."""
+        raise NotImplementedError
+
+    def memory_exceeded(self) -> bool:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Kill what is left and release the mechanism's resources. Never raises."""
+        raise NotImplementedError
+
+
+class CgroupBudget(TreeBudget):
+    mechanism = CGROUP_V1
+    holds = frozenset({"memory", "tasks", "cpu_cores", "freeze"})
+
+    def __init__(
+        self,
+        prefix: str,
+        name: str,
+        memory_bytes: int | None = None,
+        tasks: int | None = None,
+        cpu_cores: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.cg = cgroups.Cgroup.create(prefix, name)
+        try:
+            self.cg.limit(memory_bytes, tasks, cpu_cores)
+            self.oom_fd = self.cg.oom_eventfd()  # select() on it: readable on OOM
+        except BaseException:
+            self.cg.remove()
+            raise
+
+    def add(self, pid: int) -> None:
+        self.cg.attach(pid)
+        if self.first is None:
+            self.first = pid
+
+    def pids(self) -> list[int]:
+        return self.cg.pids()
+
+    def memory_bytes(self) -> int:
+        return self.cg.memory_bytes()
+
+    def cpu_s(self) -> float:
+        return self.cg.cpu_s()
+
+    def tasks(self) -> int:
+        return self.cg.tasks()
+
+    def freeze(self) -> None:
+        self.cg.freeze()
+
+    def thaw(self) -> None:
+        self.cg.thaw()
+
+    def kill(self) -> bool:
+        return self.cg.kill()
+
+    def memory_exceeded(self) -> bool:
+        return self.cg.oom_kills() > 0
+
+    def close(self) -> None:
+        self.cg.remove()
+
+
+class ProcBudget(TreeBudget):
+    mechanism = PROC_WATCH
+    holds = frozenset({"memory", "tasks", "freeze"})
+
+    def __init__(
+        self,
+        watcher: proctree.Watcher,
+        memory_bytes: int | None = None,
+        tasks: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.watcher = watcher
+        self.w = proctree.Watch([], memory_bytes, tasks_budget=tasks)
+        self._watching = False
+
+    def add(self, pid: int) -> None:
+        self.w.roots.append(pid)
+        if self.first is None:
+            self.first = pid
+        if not self._watching:
+            self.watcher.add(self.w)
+            self._watching = True
+
+    def pids(self) -> list[int]:
+        return self.w.pids()
+
+    def memory_bytes(self) -> int:
+        return proctree.memory_bytes(self.pids())
+
+    def cpu_s(self) -> float:
+        return proctree.cpu_s(self.pids())
+
+    def tasks(self) -> int:
+        return proctree.tasks(self.pids())
+
+    def freeze(self) -> None:
+        self.w.paused = True  # a stopped tree does not grow: the watcher skips it
+        for root in list(self.w.roots):
+            proctree.freeze_tree(root)
+
+    def thaw(self) -> None:
+        proctree.thaw(self.pids())
+        self.w.paused = False
+
+    def kill(self) -> bool:
+        return all([proctree.kill_tree(root) for root in list(self.w.roots)])
+
+    def memory_exceeded(self) -> bool:
+        return self.w.exceeded == "memory"
+
+    def close(self) -> None:
+        try:
+            self.watcher.unwatch(self.w)
+            self.kill()
+        except Exception:
+            pass
+
+
+class Budgets:
+    """The mechanism chosen at start, and a factory of budgets that use it."""
+
+    def __init__(
+        self, mechanism: str, reason: str | None, prefix: str, interval_s: float = 0.05
+    ) -> None:
+        self.mechanism, self.reason, self.prefix = mechanism, reason, prefix
+        self.watcher = proctree.Watcher(interval_s) if mechanism == PROC_WATCH else None
+
+    @property
+    def report(self) -> tuple[str, str | None]:
+        """("cgroup_v1", None) or ("proc_watch", "cgroup: <why not>"), for /metadata."""
+        return self.mechanism, self.reason
+
+    def open(
+        self,
+        name: str,
+        memory_bytes: int | None = None,
+        tasks: int | None = None,
+        cpu_cores: float | None = None,
+    ) -> TreeBudget:
+        """A new tree budget. `name` must be unique under the prefix (for cgroups it is
+        the directory name; `sweep()` is given it back to decide if its owner is dead)."""
+        if self.watcher is None:
+            return CgroupBudget(self.prefix, name, memory_bytes, tasks, cpu_cores)
+        return ProcBudget(self.watcher, memory_bytes, tasks)
+
+    def sweep(self, is_dead: Callable[[str], bool]) -> list[str]:
+        """Remove groups left by dead owners (cgroups only; /proc trees die with them)."""
+        return cgroups.sweep(self.prefix, is_dead) if self.watcher is None else []
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+
+
+def select_budget(
+    prefix: str = "python_env", force: str | None = None, interval_s: float = 0.05
+) -> Budgets:
+    """cgroup v1 where usable, else the /proc watcher; `force` picks one (a forced
+    cgroup_v1 that cannot work falls back and says why)."""
+    if force == PROC_WATCH:
+        return Budgets(PROC_WATCH, "forced by configuration", prefix, interval_s)
+    why = cgroups.probe()
+    if why is None:
+        return Budgets(CGROUP_V1, None, prefix, interval_s)
+    return Budgets(PROC_WATCH, f"cgroup: {why}", prefix, interval_s)
+
+
+def owner_is_dead(name: str) -> bool:
+    """For names `<owner-pid>-...`: is that owner gone? (A name of another shape is
+    never swept.)"""
+    head = name.split("-", 1)[0]
+    if not head.isdigit():
+        return False
+    return not os.path.exists(f"/proc/{head}")
