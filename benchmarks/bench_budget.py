@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from python_env.server.sandbox import cgroups, proctree
+from python_env.server.sandbox import budget, cgroups, proctree
 
 MB = 1 << 20
 PREFIX = f"pe-bench-{os.getpid()}-{secrets.token_hex(3)}"
@@ -107,6 +107,29 @@ def bench_cgroups(rounds: int) -> None:
     print(f"  remove (kill 1 + rmdir)    {ms(remove)}")
 
 
+def bench_between_cells(rounds: int) -> None:
+    """What a kernel step would pay to find its tree idle (busy()), or to freeze and thaw
+    it when not."""
+    for mech in (budget.CGROUP_V1, budget.PROC_WATCH):
+        sel = budget.select_budget(PREFIX, force=mech if mech == budget.PROC_WATCH else None)
+        if sel.mechanism != mech:
+            continue
+        p = subprocess.Popen([sys.executable, "-c", IDLE], stdin=subprocess.PIPE)
+        b = sel.open(f"cells-{mech}")
+        try:
+            b.add(p.pid)
+            assert not b.busy()
+            busy = timed(b.busy, rounds)
+            pair = timed(lambda b=b: (b.freeze(), b.thaw()), rounds)  # type: ignore[misc]
+            print(f"{mech}: busy() on an idle tree {ms(busy)}; freeze + thaw {ms(pair)}")
+        finally:
+            b.close()
+            sel.close()
+            p.kill()
+            p.wait(5)
+    cgroups.remove_prefix(PREFIX)
+
+
 def bench_poll_cost(rounds: int) -> None:
     print(f"/proc poll cost (children files: {proctree._HAS_CHILDREN})")
     idle = subprocess.Popen([sys.executable, "-c", IDLE], stdin=subprocess.PIPE)
@@ -148,7 +171,14 @@ def overshoot(mode: str, n: int, budget: int, interval_s: float) -> dict[str, fl
         root.stdin.close()
         root.wait(60)
         took = (killed[0] if killed else time.monotonic()) - start
+        grow = [(t, m) for t, m in w.readings if m > 100 * MB]  # past the interpreters
+        rate = (
+            (grow[-1][1] - grow[0][1]) / max(1e-9, grow[-1][0] - grow[0][0])
+            if len(grow) > 1
+            else 0.0
+        )
         return {
+            "rate_mb_s": rate / MB,
             "watcher_peak_mb": w.peak_bytes / MB,
             "kernel_peak_mb": g.memory_peak() / MB,
             "killed": float(bool(killed)),
@@ -186,6 +216,7 @@ def bench_overshoot(repeats: int) -> None:
                 f"  {what}, interval {interval:.2f} s: killed {kills}/{len(rs)}; peak MB"
                 f" watcher {med('watcher_peak_mb')}, kernel {med('kernel_peak_mb')};"
                 f" kill after {statistics.median(r['s_to_kill'] for r in rs):.2f} s;"
+                f" growth {med('rate_mb_s')} MB/s;"
                 f" poll {statistics.median(r['poll_ms_per_proc'] for r in rs):.3f} ms/process"
             )
 
@@ -197,6 +228,7 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores")
     try:
         bench_cgroups(20 if args.quick else 100)
+        bench_between_cells(50 if args.quick else 300)
         bench_poll_cost(50 if args.quick else 300)
         bench_overshoot(2 if args.quick else 5)
     finally:

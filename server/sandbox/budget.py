@@ -112,6 +112,10 @@ class CgroupBudget(TreeBudget):
     def tasks(self) -> int:
         return self.cg.tasks()
 
+    def busy(self) -> bool:
+        n = self.cg.tasks()  # one read in the common cases (idle: 1, busy: > 1)
+        return n > 1 or (n == 1 and self.cg.pids() != [self.first])
+
     def freeze(self) -> None:
         self.cg.freeze()
 
