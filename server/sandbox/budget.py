@@ -3,7 +3,9 @@
 `select_budget()` runs once at start: cgroup v1 where `cgroups.probe()` says it is
 usable (the kernel enforces memory, tasks and CPU share for every descendant, and
 freezes them), else the /proc fallback (`proctree`: polled memory and task budgets,
-SIGSTOP/SIGCONT freezing, no CPU-share cap). Both give the same `TreeBudget`.
+SIGSTOP/SIGCONT freezing, no CPU-share cap). Both give the same `TreeBudget`. A total
+CPU-time budget is polled by the same Watcher thread with either mechanism (no kernel
+interface stops a cgroup at N CPU-seconds).
 
 A cgroup v2 driver (not built: this machine's v2 mount has no controllers, and a driver
 no test runs is not done) would be a third `TreeBudget`: one directory in the unified
@@ -69,6 +71,10 @@ class TreeBudget:
     def memory_exceeded(self) -> bool:
         raise NotImplementedError
 
+    def cpu_exceeded(self) -> bool:
+        """True once the Watcher killed the tree for its total CPU time."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Kill what is left and release the mechanism's resources. Never raises."""
         raise NotImplementedError
@@ -85,15 +91,30 @@ class CgroupBudget(TreeBudget):
         memory_bytes: int | None = None,
         tasks: int | None = None,
         cpu_cores: float | None = None,
+        cpu_s: float | None = None,
+        watcher: proctree.Watcher | None = None,
     ) -> None:
         super().__init__()
         self.cg = cgroups.Cgroup.create(prefix, name)
+        self.watcher = watcher
+        self.w: proctree.Watch | None = None
         try:
             self.cg.limit(memory_bytes, tasks, cpu_cores)
             self.oom_fd = self.cg.oom_eventfd()  # select() on it: readable on OOM
+            if cpu_s is not None:
+                if watcher is None:
+                    raise ValueError("a CPU-time budget needs a watcher")
+                self.w = watcher.add(
+                    proctree.Watch(
+                        [], None, cpu_budget_s=cpu_s, sample=self._sample, kill=self.cg.kill
+                    )
+                )
         except BaseException:
             self.cg.remove()
             raise
+
+    def _sample(self) -> tuple[int, int, float]:
+        return 0, 0, self.cg.cpu_s()  # memory and tasks: the kernel holds them
 
     def add(self, pid: int) -> None:
         self.cg.attach(pid)
@@ -118,9 +139,13 @@ class CgroupBudget(TreeBudget):
 
     def freeze(self) -> None:
         self.cg.freeze()
+        if self.w is not None:
+            self.w.paused = True
 
     def thaw(self) -> None:
         self.cg.thaw()
+        if self.w is not None:
+            self.w.paused = False
 
     def kill(self) -> bool:
         return self.cg.kill()
@@ -128,7 +153,12 @@ class CgroupBudget(TreeBudget):
     def memory_exceeded(self) -> bool:
         return self.cg.oom_kills() > 0
 
+    def cpu_exceeded(self) -> bool:
+        return self.w is not None and self.w.exceeded == "cpu"
+
     def close(self) -> None:
+        if self.watcher is not None and self.w is not None:
+            self.watcher.unwatch(self.w)
         self.cg.remove()
 
 
@@ -141,10 +171,11 @@ class ProcBudget(TreeBudget):
         watcher: proctree.Watcher,
         memory_bytes: int | None = None,
         tasks: int | None = None,
+        cpu_s: float | None = None,
     ) -> None:
         super().__init__()
         self.watcher = watcher
-        self.w = proctree.Watch([], memory_bytes, tasks_budget=tasks)
+        self.w = proctree.Watch([], memory_bytes, tasks_budget=tasks, cpu_budget_s=cpu_s)
         self._watching = False
 
     def add(self, pid: int) -> None:
@@ -182,6 +213,9 @@ class ProcBudget(TreeBudget):
     def memory_exceeded(self) -> bool:
         return self.w.exceeded == "memory"
 
+    def cpu_exceeded(self) -> bool:
+        return self.w.exceeded == "cpu"
+
     def close(self) -> None:
         try:
             self.watcher.unwatch(self.w)
@@ -197,7 +231,7 @@ class Budgets:
         self, mechanism: str, reason: str | None, prefix: str, interval_s: float = 0.05
     ) -> None:
         self.mechanism, self.reason, self.prefix = mechanism, reason, prefix
-        self.watcher = proctree.Watcher(interval_s) if mechanism == PROC_WATCH else None
+        self.watcher = proctree.Watcher(interval_s)  # its thread starts with the first watch
 
     @property
     def report(self) -> tuple[str, str | None]:
@@ -210,20 +244,24 @@ class Budgets:
         memory_bytes: int | None = None,
         tasks: int | None = None,
         cpu_cores: float | None = None,
+        cpu_s: float | None = None,
     ) -> TreeBudget:
-        """A new tree budget. `name` must be unique under the prefix (for cgroups it is
-        the directory name; `sweep()` is given it back to decide if its owner is dead)."""
-        if self.watcher is None:
-            return CgroupBudget(self.prefix, name, memory_bytes, tasks, cpu_cores)
-        return ProcBudget(self.watcher, memory_bytes, tasks)
+        """A new tree budget: memory in bytes, tasks (processes + threads), a CPU share in
+        cores (cgroup only) and total CPU seconds. `name` must be unique under the prefix
+        (for cgroups it is the directory name; `sweep()` is given it back to decide
+        whether its owner is dead)."""
+        if self.mechanism == CGROUP_V1:
+            return CgroupBudget(
+                self.prefix, name, memory_bytes, tasks, cpu_cores, cpu_s, self.watcher
+            )
+        return ProcBudget(self.watcher, memory_bytes, tasks, cpu_s)
 
     def sweep(self, is_dead: Callable[[str], bool]) -> list[str]:
         """Remove groups left by dead owners (cgroups only; /proc trees die with them)."""
-        return cgroups.sweep(self.prefix, is_dead) if self.watcher is None else []
+        return cgroups.sweep(self.prefix, is_dead) if self.mechanism == CGROUP_V1 else []
 
     def close(self) -> None:
-        if self.watcher is not None:
-            self.watcher.close()
+        self.watcher.close()
 
 
 def select_budget(

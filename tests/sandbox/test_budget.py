@@ -452,3 +452,57 @@ def test_watcher_calls_back_once_and_skips_a_paused_tree(env: Env) -> None:
         assert paused.poll() is None and wp.polls == 0 and seen == ["memory"]
     finally:
         watcher.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another uid")
+def test_pss_refused_for_a_non_dumpable_process_falls_back_to_its_private_rss() -> None:
+    """As an unprivileged uid (a Space), smaps_rollup of a non-dumpable child is refused:
+    the reading falls back to RssAnon + RssShmem (an over-count) instead of 0."""
+    r, w = os.pipe()
+    target = os.fork()
+    if target == 0:
+        try:
+            os.setresuid(1000, 1000, 1000)
+            hold = bytearray(64 << 20)
+            hold[::4096] = b"x" * len(range(0, len(hold), 4096))
+            os.write(w, b"r")
+            time.sleep(30)
+        finally:
+            os._exit(0)
+    reader = -1
+    try:
+        assert select.select([r], [], [], 10)[0] and os.read(r, 1) == b"r"
+        reader = os.fork()
+        if reader == 0:
+            try:
+                os.setresuid(1000, 1000, 1000)
+                try:
+                    open(f"/proc/{target}/smaps_rollup").close()
+                    refused = 0
+                except PermissionError:
+                    refused = 1
+                os.write(w, f"{refused} {proctree.pss_bytes(target)}\n".encode())
+            finally:
+                os._exit(0)
+        assert select.select([r], [], [], 10)[0]
+        refused, seen = map(int, os.read(r, 64).split())
+        assert refused == 1
+        with open(f"/proc/{target}/statm") as f:
+            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        # at least what it holds, at most its RSS (pages shared with pytest: in full)
+        assert 64 * MB <= seen <= rss
+    finally:
+        os.close(r)
+        os.close(w)
+        proctree.kill([target])
+        os.waitpid(target, 0)
+        if reader > 0:
+            os.waitpid(reader, 0)
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_a_busy_tree_stops_at_its_cpu_time_budget(env: Env, mechanism: str) -> None:
+    b, p = env.started(mechanism, READY + "os.fork()\nwhile True: pass\n", cpu_s=0.5)
+    assert p.wait(30) == -signal.SIGKILL
+    assert b.cpu_exceeded() and not b.memory_exceeded()
+    assert wait_for(lambda: b.pids() == [])
