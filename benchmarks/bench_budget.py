@@ -144,6 +144,8 @@ def bench_poll_cost(rounds: int) -> None:
         for label, p in (("idle python", idle), ("500 MB resident", hold)):
             pss = timed(lambda p=p: proctree.memory_bytes([p.pid]), rounds)  # type: ignore[misc]
             print(f"  Pss of 1 {label:16s}  {ms(pss)}")
+            rss = timed(lambda p=p: proctree.rss_bytes([p.pid]), rounds)  # type: ignore[misc]
+            print(f"  RSS of 1 {label:16s}  {ms(rss)}")
         stat = timed(lambda: (proctree.cpu_s([idle.pid]), proctree.tasks([idle.pid])), rounds)
         print(f"  cpu + tasks of 1 process   {ms(stat)}")
     finally:

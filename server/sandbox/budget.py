@@ -81,8 +81,12 @@ class TreeBudget:
 
 
 class CgroupBudget(TreeBudget):
+    """The kernel holds memory (RAM + swap), tasks and the CPU share. Over memory, the
+    kernel OOM-kills one process (the largest) and `oom_fd` becomes readable: select()
+    on it with the run's pipes and kill() the rest for a whole-tree kill."""
+
     mechanism = CGROUP_V1
-    holds = frozenset({"memory", "tasks", "cpu_cores", "freeze"})
+    holds = frozenset({"memory", "tasks", "cpu_cores", "cpu_s", "freeze"})
 
     def __init__(
         self,
@@ -163,8 +167,12 @@ class CgroupBudget(TreeBudget):
 
 
 class ProcBudget(TreeBudget):
+    """The Watcher polls memory (Pss), tasks and CPU time and kills the whole tree over
+    any of them (overshoot: see proctree); no CPU-share cap (rlimits stay per process).
+    The first process should call proctree.make_subreaper() so orphans stay in."""
+
     mechanism = PROC_WATCH
-    holds = frozenset({"memory", "tasks", "freeze"})
+    holds = frozenset({"memory", "tasks", "cpu_s", "freeze"})
 
     def __init__(
         self,

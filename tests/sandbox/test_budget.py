@@ -77,7 +77,7 @@ class Env:
         p.stdin.write(b"g")
         p.stdin.flush()
 
-    def budget(self, mechanism: str, **limits: Any) -> budget.TreeBudget:
+    def open_budget(self, mechanism: str, **limits: Any) -> budget.TreeBudget:
         if mechanism not in self.selections:
             force = budget.PROC_WATCH if mechanism == budget.PROC_WATCH else None
             sel = budget.select_budget(self.prefix, force=force)
@@ -90,7 +90,7 @@ class Env:
     def started(
         self, mechanism: str, code: str, **limits: Any
     ) -> tuple[budget.TreeBudget, subprocess.Popen[bytes]]:
-        b = self.budget(mechanism, **limits)
+        b = self.open_budget(mechanism, **limits)
         p = self.spawn(code)
         b.add(p.pid)
         self.go(p)
@@ -214,6 +214,7 @@ def test_a_tree_over_its_memory_budget_is_stopped(env: Env, mechanism: str) -> N
     if isinstance(b, budget.ProcBudget):
         assert p.wait(10) == -signal.SIGKILL  # the watcher killed the whole tree
     else:
+        assert isinstance(b, budget.CgroupBudget)
         assert b.cg.oom_kills() >= 1  # the kernel killed a child; the caller kills the rest
         assert b.memory_bytes() <= 200 * MB
     assert b.kill()
@@ -250,7 +251,7 @@ def test_cgroup_oom_kill_is_counted_and_signalled_on_the_eventfd(env: Env) -> No
         + "        time.sleep(60); os._exit(0)\n"
         + "time.sleep(60)\n"
     )
-    b = env.budget(budget.CGROUP_V1, memory_bytes=100 * MB)
+    b = env.open_budget(budget.CGROUP_V1, memory_bytes=100 * MB)
     assert isinstance(b, budget.CgroupBudget)
     assert not select.select([b.oom_fd], [], [], 0)[0]
     p = env.spawn(code)
@@ -270,7 +271,7 @@ def test_cgroup_counts_tmpfs_pages_no_process_maps(env: Env) -> None:
         READY
         + "fd = os.memfd_create('x')\nos.write(fd, b'x' * (64 << 20))\nprint('w', flush=True)\ntime.sleep(60)\n"
     )
-    b = env.budget(budget.CGROUP_V1)
+    b = env.open_budget(budget.CGROUP_V1)
     p = env.spawn(code)
     b.add(p.pid)
     env.go(p)
@@ -428,6 +429,30 @@ def test_pss_counts_copy_on_write_pages_once(env: Env) -> None:
     assert len(pids) == 5
     pss = proctree.memory_bytes(pids)
     assert 100 * MB <= pss < 200 * MB, pss / MB
+
+
+def test_watcher_counts_shared_copy_on_write_pages_once(env: Env) -> None:
+    """Summed RSS of this tree is ~500 MB, its Pss ~100 MB: a 300 MB budget holds."""
+    code = (
+        READY
+        + "b = bytearray(100 << 20); b[::4096] = b'x' * len(range(0, len(b), 4096))\n"
+        + "for _ in range(4):\n"
+        + "    if os.fork() == 0: time.sleep(60); os._exit(0)\n"
+        + "print('forked', flush=True); time.sleep(60)\n"
+    )
+    watcher = proctree.Watcher(0.02)
+    try:
+        p = env.spawn(code)
+        w = watcher.watch(p.pid, 300 * MB)
+        env.go(p)
+        assert p.stdout is not None and select.select([p.stdout], [], [], 30)[0]
+        assert p.stdout.readline() == b"forked\n"
+        polls = w.polls
+        assert wait_for(lambda: w.polls >= polls + 5)
+        assert proctree.rss_bytes(proctree.tree(p.pid)) > 300 * MB
+        assert p.poll() is None and w.exceeded is None
+    finally:
+        watcher.close()
 
 
 def test_watcher_calls_back_once_and_skips_a_paused_tree(env: Env) -> None:
