@@ -27,14 +27,14 @@ PREFIX = f"pe-bench-{os.getpid()}-{secrets.token_hex(3)}"
 
 # the tree: a subreaper root that forks N allocating children once told to start
 TREE = r"""
-import ctypes, os, sys
+import ctypes, os, sys, time
 ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER (no package import: fast)
 n, mode = int(sys.argv[1]), sys.argv[2]
 print("ready", flush=True)
 sys.stdin.buffer.read(1)
 for _ in range(n):
     if os.fork() == 0:
-        if mode == "bulk":
+        if mode.startswith("bulk"):
             b = b"x" * 500_000_000
         else:
             keep = []
@@ -42,6 +42,8 @@ for _ in range(n):
                 a = bytearray(50 << 20)
                 a[::4096] = b"x" * len(range(0, len(a), 4096))
                 keep.append(a)
+        if not mode.endswith("exit"):
+            time.sleep(60)  # hold it: the tree only grows until it is killed
         os._exit(0)
 for _ in range(n):
     os.wait()
@@ -202,8 +204,9 @@ def bench_overshoot(repeats: int) -> None:
     budget = 1024 * MB
     print(f"Watcher overshoot, budget {budget // MB} MB, {repeats} runs each (median [max])")
     for mode, n, what in (
-        ("bulk", 4, "4 children each b'x' * 500_000_000"),
-        ("loop", 4, "4 children each 40 x bytearray(50 MB), touched"),
+        ("bulk", 4, "4 children each b'x' * 500_000_000, held"),
+        ("loop", 4, "4 children each 40 x bytearray(50 MB) touched, held"),
+        ("bulk-exit", 4, "4 children each b'x' * 500_000_000, then exit"),
     ):
         for interval in (0.05, 0.1):
             rs = [overshoot(mode, n, budget, interval) for _ in range(repeats)]
@@ -214,12 +217,14 @@ def bench_overshoot(repeats: int) -> None:
                 return f"{statistics.median(xs):7.0f} [{max(xs):.0f}]"
 
             kills = sum(int(r["killed"]) for r in rs)
+            missed = [f"{r['kernel_peak_mb']:.0f}" for r in rs if not r["killed"]]
             print(
                 f"  {what}, interval {interval:.2f} s: killed {kills}/{len(rs)}; peak MB"
                 f" watcher {med('watcher_peak_mb')}, kernel {med('kernel_peak_mb')};"
                 f" kill after {statistics.median(r['s_to_kill'] for r in rs):.2f} s;"
                 f" growth {med('rate_mb_s')} MB/s;"
                 f" poll {statistics.median(r['poll_ms_per_proc'] for r in rs):.3f} ms/process"
+                + (f"; not killed, kernel peak MB: {', '.join(missed)}" if missed else "")
             )
 
 
