@@ -247,8 +247,10 @@ class Cgroup:
                 if e.errno != errno.EINVAL or not has_memsw:
                     raise
                 self._write("memory", "memory.memsw.limit_in_bytes", value)
-            if has_memsw:
-                self._write("memory", "memory.memsw.limit_in_bytes", value)
+                self._write("memory", "memory.limit_in_bytes", value)
+            else:
+                if has_memsw:
+                    self._write("memory", "memory.memsw.limit_in_bytes", value)
         if tasks is not None:
             self._write("pids", "pids.max", str(int(tasks)))
         if cpu_cores is not None:

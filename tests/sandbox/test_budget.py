@@ -282,6 +282,26 @@ def test_cgroup_counts_tmpfs_pages_no_process_maps(env: Env) -> None:
 
 
 @needs_cgroup
+def test_cgroup_limits_can_be_lowered_and_raised_again(env: Env) -> None:
+    g = cgroups.Cgroup.create(env.prefix, f"{os.getpid()}-limits")
+    try:
+        for mb in (100, 300, 50):
+            g.limit(memory_bytes=mb * MB, tasks=mb, cpu_cores=mb / 100)
+            with open(f"{g.dirs['memory']}/memory.limit_in_bytes") as f:
+                assert int(f.read()) == mb * MB
+            memsw = f"{g.dirs['memory']}/memory.memsw.limit_in_bytes"
+            if os.path.exists(memsw):
+                with open(memsw) as f:
+                    assert int(f.read()) == mb * MB
+            with open(f"{g.dirs['pids']}/pids.max") as f:
+                assert int(f.read()) == mb
+            with open(f"{g.dirs['cpu']}/cpu.cfs_quota_us") as f:
+                assert int(f.read()) == mb * 1000
+    finally:
+        assert g.remove()
+
+
+@needs_cgroup
 def test_cgroup_pids_max_stops_a_fork_storm(env: Env) -> None:
     code = (
         READY
