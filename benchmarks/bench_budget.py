@@ -124,6 +124,10 @@ def bench_between_cells(rounds: int) -> None:
             busy = timed(b.busy, rounds)
             pair = timed(lambda b=b: (b.freeze(), b.thaw()), rounds)  # type: ignore[misc]
             print(f"{mech}: busy() on an idle tree {ms(busy)}; freeze + thaw {ms(pair)}")
+            p.kill()
+            p.wait(5)
+            b.reset()
+            print(f"{mech}: reset() of an emptied budget, for reuse {ms(timed(b.reset, rounds))}")
         finally:
             b.close()
             sel.close()

@@ -75,6 +75,11 @@ class TreeBudget:
         """True once the Watcher killed the tree for its total CPU time."""
         raise NotImplementedError
 
+    def reset(self) -> bool:
+        """Kill what is left and zero the counters, for the next run (cheaper than a new
+        budget: see benchmarks/README.md); False if the tree would not die."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Kill what is left and release the mechanism's resources. Never raises."""
         raise NotImplementedError
@@ -121,7 +126,9 @@ class CgroupBudget(TreeBudget):
         return 0, 0, self.cg.cpu_s()  # memory and tasks: the kernel holds them
 
     def add(self, pid: int) -> None:
-        self.cg.attach(pid)
+        """Attach `pid`, unless it joined already (cgroups.join() in the child)."""
+        if pid not in self.cg.pids():
+            self.cg.attach(pid)
         if self.first is None:
             self.first = pid
 
@@ -159,6 +166,15 @@ class CgroupBudget(TreeBudget):
 
     def cpu_exceeded(self) -> bool:
         return self.w is not None and self.w.exceeded == "cpu"
+
+    def reset(self) -> bool:
+        if not self.cg.kill():
+            return False
+        self.cg.reset()
+        self.first = None
+        if self.w is not None:
+            self.w.exceeded, self.w.paused = None, False
+        return True
 
     def close(self) -> None:
         if self.watcher is not None and self.w is not None:
@@ -223,6 +239,15 @@ class ProcBudget(TreeBudget):
 
     def cpu_exceeded(self) -> bool:
         return self.w.exceeded == "cpu"
+
+    def reset(self) -> bool:
+        self.w.paused = True  # not polled while it changes
+        ok = self.kill()
+        self.w.roots.clear()
+        self.w.exceeded, self.w.peak_bytes, self.w.last_bytes = None, 0, 0
+        self.first = None
+        self.w.paused = False
+        return ok
 
     def close(self) -> None:
         try:

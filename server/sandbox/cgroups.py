@@ -138,16 +138,17 @@ def probe() -> str | None:
             os.mkdir(d)
         except OSError as e:
             return f"cannot create a cgroup in {h.base}: {e.strerror}"
-        try:
-            for c in h.controllers:
-                if not os.access(
-                    os.path.join(d, _NEEDS[c]), os.W_OK if c != "cpuacct" else os.R_OK
-                ):
-                    return f"{c}: {_NEEDS[c]} missing or not writable"
-            if not os.access(os.path.join(d, "cgroup.procs"), os.W_OK):
-                return f"{h.mount}: cgroup.procs not writable"
-        finally:
-            _rmdir(d, REMOVE_TIMEOUT_S)
+        why = None
+        for c in sorted(h.controllers):
+            mode = os.R_OK if c == "cpuacct" else os.W_OK
+            if not os.access(os.path.join(d, _NEEDS[c]), mode):
+                why = f"{c}: {_NEEDS[c]} missing or not writable"
+        if why is None and not os.access(os.path.join(d, "cgroup.procs"), os.W_OK):
+            why = f"{h.mount}: cgroup.procs not writable"
+        if not _rmdir(d, REMOVE_TIMEOUT_S):
+            why = why or f"cannot remove {d}"
+        if why is not None:
+            return why
     return None
 
 
@@ -183,12 +184,23 @@ def _rmdir(path: str, timeout_s: float) -> bool:
         delay = min(delay * 2, 0.05)
 
 
+def join(procs_files: Iterable[str], pid: int = 0) -> None:
+    """Write `pid` into each cgroup.procs; 0 is the calling process. A forked child that
+    joins its group itself, before it runs anything (and before it drops privileges),
+    leaves no window in which it could fork outside the group: the parent attaching the
+    pid it was told about races with the child."""
+    for path in procs_files:
+        with open(path, "w") as f:
+            f.write(str(pid))
+
+
 class Cgroup:
     """One cgroup tree: a directory per distinct hierarchy, all named `<prefix>/<name>`."""
 
     def __init__(self, dirs: dict[str, str]) -> None:
         self.dirs = dirs  # controller -> directory (co-mounted controllers share one)
         self._oom_fds: list[int] = []
+        self._oom_base = 0
 
     @classmethod
     def create(cls, prefix: str, name: str, found: dict[str, Hierarchy] | None = None) -> Cgroup:
@@ -224,9 +236,11 @@ class Cgroup:
 
     def attach(self, pid: int) -> None:
         """Move `pid` (all its threads) into every controller's group."""
-        for d in dict.fromkeys(self.dirs.values()):
-            with open(os.path.join(d, "cgroup.procs"), "w") as f:
-                f.write(str(pid))
+        join(self.procs_files(), pid)
+
+    def procs_files(self) -> list[str]:
+        """The cgroup.procs file of each hierarchy: what a child needs to join() itself."""
+        return [os.path.join(d, "cgroup.procs") for d in dict.fromkeys(self.dirs.values())]
 
     def limit(
         self,
@@ -293,6 +307,13 @@ class Cgroup:
         frozen task dies only once thawed), then repeats for stragglers."""
         deadline = time.monotonic() + timeout_s
         try:
+            if not self.pids():
+                return True  # the common case after a run: one read
+        except FileNotFoundError:
+            return True
+        except OSError:
+            pass
+        try:
             self.freeze()
             while not self.frozen() and time.monotonic() < deadline - timeout_s / 2:
                 time.sleep(0.001)
@@ -323,13 +344,30 @@ class Cgroup:
             delay = min(delay * 2, 0.02)
 
     def oom_kills(self) -> int:
-        """How many tasks the kernel OOM-killed for this group's limit (the failcnt of
-        charges that hit the limit on kernels without the oom_kill counter)."""
+        """How many tasks the kernel OOM-killed for this group's limit since create() or
+        reset() (the failcnt of charges that hit the limit on kernels without the
+        oom_kill counter)."""
+        return self._oom_counter() - self._oom_base
+
+    def _oom_counter(self) -> int:
         for line in _read(self._path("memory", "memory.oom_control")).splitlines():
             key, _, value = line.partition(" ")
             if key == "oom_kill":
                 return int(value)
         return self._int("memory", "memory.failcnt")
+
+    def reset(self) -> None:
+        """Zero the counters so an emptied group can serve the next run (creating and
+        removing a group per run costs milliseconds; reusing one costs this)."""
+        self._write("cpuacct", "cpuacct.usage", "0")
+        self._write("memory", "memory.max_usage_in_bytes", "0")
+        self._write("memory", "memory.failcnt", "0")
+        self._oom_base = self._oom_counter()  # oom_kill cannot be written
+        for fd in self._oom_fds:
+            try:
+                os.read(fd, 8)  # drain an OOM event of the previous run
+            except BlockingIOError:
+                pass
 
     def oom_eventfd(self) -> int:
         """An eventfd (non-blocking, close-on-exec) that becomes readable when the group

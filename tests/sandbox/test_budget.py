@@ -221,6 +221,24 @@ def test_a_tree_over_its_memory_budget_is_stopped(env: Env, mechanism: str) -> N
 
 
 @pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_reset_readies_a_budget_for_the_next_run(env: Env, mechanism: str) -> None:
+    over = (
+        READY
+        + "b = bytearray(150 << 20); b[::4096] = b'x' * len(range(0, len(b), 4096))\ntime.sleep(60)\n"
+    )
+    b, first = env.started(mechanism, over, memory_bytes=100 * MB)
+    assert wait_for(b.memory_exceeded, 30)
+    assert first.wait(10) == -signal.SIGKILL
+    assert b.reset()
+    assert not b.memory_exceeded() and b.pids() == [] and b.cpu_s() < 0.05
+    again = env.spawn(READY + "b = bytearray(20 << 20)\nsys.exit(7)\n")
+    b.add(again.pid)
+    env.go(again)
+    assert again.wait(30) == 7
+    assert not b.memory_exceeded()
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_a_tree_under_its_budget_runs_to_the_end(env: Env, mechanism: str) -> None:
     code = (
         READY
@@ -279,6 +297,28 @@ def test_cgroup_counts_tmpfs_pages_no_process_maps(env: Env) -> None:
     assert p.stdout.readline() == b"w\n"
     assert b.memory_bytes() >= 64 * MB
     assert proctree.memory_bytes([p.pid]) < 64 * MB
+
+
+@needs_cgroup
+def test_cgroup_a_forked_child_joins_its_group_itself(env: Env) -> None:
+    g = cgroups.Cgroup.create(env.prefix, f"{os.getpid()}-join")
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:  # only os calls and file writes here, then _exit
+        try:
+            cgroups.join(g.procs_files())
+            os.write(w, b"j")
+            time.sleep(30)
+        finally:
+            os._exit(0)
+    try:
+        assert select.select([r], [], [], 10)[0] and os.read(r, 1) == b"j"
+        assert g.pids() == [child] and g.tasks() == 1
+    finally:
+        os.close(r)
+        os.close(w)
+        assert g.remove()
+        os.waitpid(child, 0)
 
 
 @needs_cgroup
