@@ -19,6 +19,7 @@ and the v2 "no internal processes" rule (our own process must sit in a leaf).
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -310,10 +311,25 @@ def select_budget(
     return Budgets(PROC_WATCH, f"cgroup: {why}", prefix, interval_s)
 
 
+_TAG = f"{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def owner_tag() -> str:
+    """`<pid>-<token>` of this process: start every budget name with it, so sweep() can
+    tell this server's groups from a dead one's, even one that had the same pid (a
+    restarted container's server often does)."""
+    if not _TAG.startswith(f"{os.getpid()}-"):  # a forked child: not the owner
+        raise RuntimeError("owner_tag() in a forked child")
+    return _TAG
+
+
 def owner_is_dead(name: str) -> bool:
-    """For names `<owner-pid>-...`: is that owner gone? (A name of another shape is
-    never swept.)"""
+    """For names `<owner-pid>-<token>-...`: is that owner gone? Ours is alive; another
+    token under our own pid is a previous process's; a name of another shape is never
+    swept."""
     head = name.split("-", 1)[0]
     if not head.isdigit():
         return False
+    if int(head) == os.getpid():
+        return not name.startswith(_TAG + "-")
     return not os.path.exists(f"/proc/{head}")

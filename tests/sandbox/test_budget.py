@@ -168,6 +168,16 @@ def test_freeze_stops_the_whole_tree_and_thaw_resumes_it(env: Env, mechanism: st
 
 
 @pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_kill_of_a_frozen_tree(env: Env, mechanism: str) -> None:
+    b, p = env.started(mechanism, READY + "os.fork()\nwhile True: pass\n")
+    assert wait_for(lambda: len(b.pids()) == 2)
+    b.freeze()
+    assert b.kill()
+    assert p.wait(10) == -signal.SIGKILL
+    assert wait_for(lambda: b.pids() == [])
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_kill_empties_the_tree_even_a_setsid_double_fork(env: Env, mechanism: str) -> None:
     code = (
         SUBREAPER
@@ -386,15 +396,18 @@ def test_cgroup_remove_leaves_nothing_and_sweep_takes_dead_owners_only(env: Env)
 
     dead = subprocess.Popen([sys.executable, "-S", "-c", "pass"])
     dead.wait(30)
-    mine = cgroups.Cgroup.create(env.prefix, f"{os.getpid()}-live")
-    orphan = cgroups.Cgroup.create(env.prefix, f"{dead.pid}-left")
+    me = budget.owner_tag()
+    mine = cgroups.Cgroup.create(env.prefix, f"{me}-live")
+    names = [f"{dead.pid}-abcd-left", f"{os.getpid()}-0000-previous-server"]
+    orphans = [cgroups.Cgroup.create(env.prefix, n) for n in names]
     try:
-        assert cgroups.sweep(env.prefix, budget.owner_is_dead) == [f"{dead.pid}-left"]
-        assert not [d for d in orphan.dirs.values() if os.path.exists(d)]
+        assert sorted(cgroups.sweep(env.prefix, budget.owner_is_dead)) == sorted(names)
+        assert not [d for o in orphans for d in o.dirs.values() if os.path.exists(d)]
         assert all(os.path.isdir(d) for d in mine.dirs.values())
     finally:
         mine.remove()
-        orphan.remove()
+        for o in orphans:
+            o.remove()
 
 
 def test_cgroup_hierarchies_parse_co_mounts_sub_roots_and_v2_only() -> None:
