@@ -204,7 +204,7 @@ class ProcBudget(TreeBudget):
         self._watching = False
 
     def add(self, pid: int) -> None:
-        self.w.roots.append(pid)
+        self.w.add_root(pid)
         if self.first is None:
             self.first = pid
         if not self._watching:
@@ -225,7 +225,7 @@ class ProcBudget(TreeBudget):
 
     def freeze(self) -> None:
         self.w.paused = True  # a stopped tree does not grow: the watcher skips it
-        for root in list(self.w.roots):
+        for root in self.w.live_roots():
             proctree.freeze_tree(root)
 
     def thaw(self) -> None:
@@ -233,7 +233,7 @@ class ProcBudget(TreeBudget):
         self.w.paused = False
 
     def kill(self) -> bool:
-        return all([proctree.kill_tree(root) for root in list(self.w.roots)])
+        return all([proctree.kill_tree(root) for root in self.w.live_roots()])
 
     def memory_exceeded(self) -> bool:
         return self.w.exceeded == "memory"
@@ -244,7 +244,7 @@ class ProcBudget(TreeBudget):
     def reset(self) -> bool:
         self.w.paused = True  # not polled while it changes
         ok = self.kill()
-        self.w.roots.clear()
+        self.w.close()
         self.w.exceeded, self.w.peak_bytes, self.w.last_bytes = None, 0, 0
         self.first = None
         self.w.paused = False
@@ -254,6 +254,7 @@ class ProcBudget(TreeBudget):
         try:
             self.watcher.unwatch(self.w)
             self.kill()
+            self.w.close()
         except Exception:
             pass
 

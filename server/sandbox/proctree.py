@@ -24,6 +24,7 @@ For hosts where no cgroup is writable (Docker's default runtime, a Space as uid 
 from __future__ import annotations
 
 import os
+import select
 import signal
 import threading
 import time
@@ -242,12 +243,44 @@ class Watch:
     readings: list[tuple[float, int]] = field(default_factory=list)  # when record=True
     record: bool = False
 
+    def __post_init__(self) -> None:
+        self._pidfds: dict[int, int] = {}
+        for pid in self.roots:
+            self._open(pid)
+
+    def _open(self, pid: int) -> None:
+        try:
+            self._pidfds[pid] = os.pidfd_open(pid)
+        except OSError:  # gone already: never a live root
+            pass
+
+    def add_root(self, pid: int) -> None:
+        """Watch `pid` too (from now on: a pidfd is taken, so a root that exited is never
+        confused with a later process given the same pid)."""
+        self.roots.append(pid)
+        self._open(pid)
+
+    def live_roots(self) -> list[int]:
+        return [
+            r
+            for r in list(self.roots)
+            if r in self._pidfds and not select.select([self._pidfds[r]], [], [], 0)[0]
+        ]
+
+    def close(self) -> None:
+        """Forget the roots (closes their pidfds)."""
+        for fd in self._pidfds.values():
+            os.close(fd)
+        self._pidfds.clear()
+        self.roots.clear()
+
     def pids(self, scan: dict[int, list[int]] | None = None) -> list[int]:
-        """Every live process of the tree (the roots and their descendants)."""
-        if scan is None and not _HAS_CHILDREN and len(self.roots) > 1:
+        """Every live process of the tree (the live roots and their descendants)."""
+        roots = self.live_roots()
+        if scan is None and not _HAS_CHILDREN and len(roots) > 1:
             scan = parents()
         out: dict[int, None] = {}
-        for root in list(self.roots):
+        for root in roots:
             out.update(dict.fromkeys(tree(root, scan)))
         return list(out)
 
@@ -318,13 +351,16 @@ class Watcher:
         return not self._stop and (self._thread is None or self._thread.is_alive())
 
     def close(self) -> None:
+        """Stop the thread and close every watch still registered."""
         with self._lock:
             self._stop = True
-            self._watches.clear()
+            watches, self._watches = self._watches, []
             t = self._thread
         self._wake.set()
         if t is not None and t is not threading.current_thread():
             t.join(timeout=5)
+        for w in watches:
+            w.close()
 
     def _run(self) -> None:
         while not self._stop:
@@ -368,7 +404,7 @@ class Watcher:
             if w.kill is not None:
                 w.kill()
             else:
-                for root in list(w.roots):
+                for root in w.live_roots():
                     kill_tree(root)
             if w.on_exceeded is not None:
                 try:
