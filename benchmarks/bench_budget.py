@@ -178,6 +178,10 @@ def overshoot(mode: str, n: int, budget: int, interval_s: float) -> dict[str, fl
         root.stdin.write(b"g")
         root.stdin.close()
         root.wait(60)
+        # the root dies inside the Watcher's kill, before it calls back: wait for that
+        deadline = time.monotonic() + 5
+        while w.exceeded is not None and not killed and time.monotonic() < deadline:
+            time.sleep(0.01)
         took = (killed[0] if killed else time.monotonic()) - start
         grow = [(t, m) for t, m in w.readings if m > 100 * MB]  # past the interpreters
         rate = (
