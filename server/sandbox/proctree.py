@@ -311,6 +311,7 @@ class Watcher:
         self.interval_s = interval_s
         self._watches: list[Watch] = []
         self._lock = threading.Lock()
+        self._polling = threading.RLock()  # held during a poll (re-entrant: callbacks)
         self._wake = threading.Event()
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -342,9 +343,12 @@ class Watcher:
         return w
 
     def unwatch(self, w: Watch) -> None:
+        """Stop watching `w`; on return no poll is using it (its pidfds can be closed)."""
         with self._lock:
             if w in self._watches:
                 self._watches.remove(w)
+        with self._polling:
+            pass
 
     def alive(self) -> bool:
         """False once closed or if its thread died (never started: True)."""
@@ -365,11 +369,12 @@ class Watcher:
     def _run(self) -> None:
         while not self._stop:
             start = time.monotonic()
-            with self._lock:
-                watches = [w for w in self._watches if not w.paused and w.exceeded is None]
-            if watches:
+            with self._polling:  # unwatch() waits for it: no poll uses a removed watch
+                with self._lock:
+                    watches = [w for w in self._watches if not w.paused and w.exceeded is None]
                 try:
-                    self.poll(watches)
+                    if watches:
+                        self.poll(watches)
                 except Exception as e:  # keep watching the other trees
                     self.failures += 1
                     self.last_error = e
