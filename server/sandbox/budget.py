@@ -242,12 +242,13 @@ class ProcBudget(TreeBudget):
         return self.w.exceeded == "cpu"
 
     def reset(self) -> bool:
-        self.w.paused = True  # not polled while it changes
+        self.watcher.unwatch(self.w)  # re-registered by the next add()
+        self._watching = False
         ok = self.kill()
         self.w.close()
         self.w.exceeded, self.w.peak_bytes, self.w.last_bytes = None, 0, 0
-        self.first = None
         self.w.paused = False
+        self.first = None
         return ok
 
     def close(self) -> None:
