@@ -87,18 +87,20 @@ def _cases_once(
             bad.add(i)  # two different claims for one case: nobody gets the benefit
         got[i] = out
 
-    with sb.slot() as slot:
+    with sb.slot() as slot, sb.budgeted(slot, limits) as guard:
         uid = sb.uid_for(slot, 0)
         with sb.workdir(slot, 0, uid) as wd:
             child = sb.spawn(
                 slot, "cases", payload, workdir=wd, uid=uid, limits=limits, on_line=on_line
             )
             try:
-                timed_out = pump([child], child.t0 + limits.wall_s)
+                timed_out = pump([child], child.t0 + limits.wall_s, guard=guard)
             finally:
                 child.close()
     code, sig = child.status()
     timed_out = timed_out or hit_cpu_limit(sig, child.cpu_ms, limits)
+    timed_out = timed_out or (guard is not None and guard.cpu_hit)
+    tree_memory = guard is not None and guard.memory_exceeded
     load_error = state["load_error"]
     outcomes: list[CaseOutcome] = []
     for i in range(n):
@@ -115,8 +117,10 @@ def _cases_once(
             if child.killed_for:
                 why = f"process killed ({child.killed_for})"
             outcomes.append(CaseOutcome("crash", None, why))
-    mem = any((o.error or "").startswith("MemoryError") for o in outcomes) or (
-        (load_error or "").startswith("MemoryError")
+    mem = (
+        tree_memory
+        or any((o.error or "").startswith("MemoryError") for o in outcomes)
+        or (load_error or "").startswith("MemoryError")
     )
     return CasesResult(
         outcomes=outcomes,
@@ -234,7 +238,7 @@ def run_assertions(
     sb: Sandbox, source: str, test_code: str, *, entry_point: str, limits: Limits
 ) -> AssertionResult:
     relay = _Relay()
-    with sb.slot() as slot:
+    with sb.slot() as slot, sb.budgeted(slot, limits) as guard:
         cu, tu = sb.uid_for(slot, 0), sb.uid_for(slot, 1)
         with sb.workdir(slot, 0, cu) as cwd, sb.workdir(slot, 1, tu) as twd:
             cand = sb.spawn(
@@ -274,6 +278,7 @@ def run_assertions(
                             [cand, test],
                             deadline,
                             stop=lambda: cand.exit is not None or test.exit is not None,
+                            guard=guard,
                         )
                         or timed_out
                     )
@@ -286,7 +291,7 @@ def run_assertions(
                             if sig
                             else f"the candidate process exited (code {code})"
                         )
-                        timed_out = pump([test], deadline) or timed_out
+                        timed_out = pump([test], deadline, guard=guard) or timed_out
             finally:
                 cand.close_requests()
                 cand.kill()
@@ -294,6 +299,7 @@ def run_assertions(
                 pump([cand, test], time.monotonic() + caps.KILL_GRACE_S)
                 cand.close()
                 test.close()
+    timed_out = timed_out or (guard is not None and guard.cpu_hit)
     tests: list[AssertionOutcome] = []
     for name in relay.tests:
         if name in relay.results:

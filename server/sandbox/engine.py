@@ -17,6 +17,16 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from . import roots
+from .budget import (
+    CGROUP_V1,
+    PROC_WATCH,
+    Budgets,
+    TreeBudget,
+    owner_is_dead,
+    owner_tag,
+    select_budget,
+)
+from .isolation import LAYERS as ISOLATION_LAYERS
 from .isolation import OPTIONAL
 from .records import (
     AssertionResult,
@@ -29,6 +39,7 @@ from .records import (
     run_result,
 )
 from .spawn import Child, ZygoteHandle, ZygoteLost, pump
+from .treebudget import RunGuard, SlotBudget, kernel_budget
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -97,11 +108,43 @@ def remove_tree(path: str) -> None:
         subprocess.run(["rm", "-rf", "--", path], stdin=subprocess.DEVNULL, check=False)
 
 
-def _close_all(zygotes: list[ZygoteHandle], base: str, lock_fd: int) -> None:
+def _close_all(
+    zygotes: list[ZygoteHandle],
+    base: str,
+    lock_fd: int,
+    slot_budgets: list[SlotBudget | None],
+    budgets: Budgets | None,
+) -> None:
     for z in zygotes:
         z.close()
+    for b in slot_budgets:
+        if b is not None:
+            b.close()
+    if budgets is not None:
+        budgets.close()
     remove_tree(base)
     os.close(lock_fd)
+
+
+BUDGET_LAYERS = (CGROUP_V1, PROC_WATCH)  # alternatives: the fallback where no cgroup is
+LAYERS = (*ISOLATION_LAYERS, *BUDGET_LAYERS)  # every layer a report accounts for
+
+
+def _budgets(disabled: set[str]) -> tuple[Budgets | None, dict[str, str | None]]:
+    """The tree-budget mechanism (cgroup v1, else the /proc watcher) and, for the
+    isolation report, each budget layer with None (active) or why it is not."""
+    off = "disabled by configuration"
+    if {CGROUP_V1, PROC_WATCH} <= disabled:
+        return None, {CGROUP_V1: off, PROC_WATCH: off}
+    if CGROUP_V1 in disabled:
+        return select_budget(force=PROC_WATCH), {CGROUP_V1: off, PROC_WATCH: None}
+    budgets = select_budget()
+    if budgets.mechanism == CGROUP_V1:
+        return budgets, {CGROUP_V1: None, PROC_WATCH: "not needed: cgroup_v1 holds the budgets"}
+    if PROC_WATCH in disabled:
+        budgets.close()
+        return None, {CGROUP_V1: budgets.reason, PROC_WATCH: off}
+    return budgets, {CGROUP_V1: budgets.reason, PROC_WATCH: None}
 
 
 class Sandbox:
@@ -120,9 +163,10 @@ class Sandbox:
         self.slots = max(1, slots or os.cpu_count() or 1)
         self.limits = limits or Limits()
         disabled = set(disable)
-        unknown = disabled - set(OPTIONAL)
+        unknown = disabled - set(OPTIONAL) - set(BUDGET_LAYERS)
         if unknown:
-            raise ValueError(f"unknown isolation layers: {sorted(unknown)}; known: {OPTIONAL}")
+            known = OPTIONAL + BUDGET_LAYERS
+            raise ValueError(f"unknown isolation layers: {sorted(unknown)}; known: {known}")
         if fault not in FAULTS:
             raise ValueError(f"unknown sandbox fault {fault!r}; known: {sorted(FAULTS)}")
         self.fault = fault
@@ -137,12 +181,26 @@ class Sandbox:
             "probe_uid": self._uid0,
             "disk_mb": self.limits.disk_mb,
         }
+        self.budgets, self._budget_report = _budgets(disabled)
+        self.owner_tag = f"{owner_tag()}-{self.token}"  # unique per Sandbox, owner first
+        if self.budgets is not None:  # cgroups a dead server left (named after it)
+            self.budgets.sweep(owner_is_dead)
         self._zygotes = []
-        for slot in range(self.slots):
-            areas = [self._area(slot, role) for role in (0, 1)]
-            for area in areas:
-                os.mkdir(area, 0o711)
-            self._zygotes.append(ZygoteHandle(dict(options, areas=areas)))
+        self._slot_budgets: list[SlotBudget | None] = []
+        try:
+            for slot in range(self.slots):
+                areas = [self._area(slot, role) for role in (0, 1)]
+                for area in areas:
+                    os.mkdir(area, 0o711)
+                sb = None
+                if self.budgets is not None:
+                    sb = SlotBudget(self.budgets, f"{self.owner_tag}-s{slot}", self.limits)
+                self._slot_budgets.append(sb)
+                on_start = sb.zygote_started if sb is not None else None
+                self._zygotes.append(ZygoteHandle(dict(options, areas=areas), on_start))
+        except BaseException:
+            _close_all(self._zygotes, self._base, self._lock_fd, self._slot_budgets, None)
+            raise
         self._pool = SlotPool(self.slots)
         self._counter = itertools.count()
         self._kernel_uids = itertools.count()
@@ -154,7 +212,13 @@ class Sandbox:
         self._owned_lock = threading.Lock()
         self._cancelled: set[object] = set()
         self._finalizer = weakref.finalize(
-            self, _close_all, self._zygotes, self._base, self._lock_fd
+            self,
+            _close_all,
+            self._zygotes,
+            self._base,
+            self._lock_fd,
+            self._slot_budgets,
+            self.budgets,
         )
 
     # -- plumbing shared with kernel.py / cases.py
@@ -164,7 +228,14 @@ class Sandbox:
         if self._report is None:
             self._zygotes[0].ensure()
             rep = self._zygotes[0].report
-            self._report = IsolationReport(tuple(rep["active"]), dict(rep["unavailable"]))
+            active = list(rep["active"])
+            unavailable = dict(rep["unavailable"])
+            for layer, why in self._budget_report.items():
+                if why is None:
+                    active.append(layer)
+                else:
+                    unavailable[layer] = why
+            self._report = IsolationReport(tuple(active), unavailable)
         return self._report
 
     def layer(self, name: str) -> bool:
@@ -209,6 +280,12 @@ class Sandbox:
         self._inject_fault()
         return self._zygotes[next(self._kernel_rr) % self.slots]
 
+    def kernel_budget(self, limits: Limits) -> TreeBudget | None:
+        """A budget for one kernel's whole tree (None where no mechanism exists)."""
+        if self.budgets is None:
+            return None
+        return kernel_budget(self.budgets, f"{self.owner_tag}-k{next(self._counter)}", limits)
+
     def kernel_uid(self) -> int | None:
         if not self.layer("uid_drop"):
             return None
@@ -223,8 +300,14 @@ class Sandbox:
         """A fresh private dir inside the slot's area (the zygote pre-builds one
         Landlock ruleset per area)."""
         path = os.path.join(self._area(slot, role), f"w{next(self._counter)}")
-        view = self._view(slot, path)
-        os.mkdir(view, 0o700)
+        for attempt in range(3):
+            view = self._view(slot, path)  # restarts a dead zygote
+            try:
+                os.mkdir(view, 0o700)
+                break
+            except FileNotFoundError:  # the zygote (and its tmpfs) is dying just now
+                if attempt == 2 or not self._zygotes[slot].wait_dead(1.0):
+                    raise ZygoteLost("the sandbox zygote died while preparing a run") from None
         try:
             if uid is not None:
                 os.chown(view, uid, uid)
@@ -278,7 +361,25 @@ class Sandbox:
                     child.kill("cancelled")
                 self._owned.setdefault(owner, set()).add(child)
             child.on_close = lambda c: self._disown(owner, c)
+        budget = self._slot_budgets[slot]
+        if budget is not None:
+            budget.add(child.pid)
         return child
+
+    @contextmanager
+    def budgeted(self, slot: int, limits: Limits) -> Iterator[RunGuard | None]:
+        """The slot's next run under one budget for its whole tree; afterwards the
+        guard says whether it hit its memory (`memory_exceeded`) or CPU budget."""
+        budget = self._slot_budgets[slot]
+        if budget is None:
+            yield None
+            return
+        guard = budget.begin(limits)
+        try:
+            yield guard
+        finally:
+            guard.tree_cpu_s = guard.cpu_used()
+            guard.memory_exceeded = budget.end(guard)
 
     # -- cancellation: a session's runs die with it
     @contextmanager
@@ -355,7 +456,7 @@ class Sandbox:
     def _run_once(
         self, payload: dict[str, Any], stdin: str, lim: Limits
     ) -> tuple[RunResult, dict[str, Any], bool]:
-        with self.slot() as slot:
+        with self.slot() as slot, self.budgeted(slot, lim) as guard:
             uid = self.uid_for(slot, 0)
             with self.workdir(slot, 0, uid) as wd:
                 info: dict[str, Any] = {}
@@ -375,7 +476,7 @@ class Sandbox:
                     on_line=on_line,
                 )
                 try:
-                    timed_out = pump([child], child.t0 + lim.wall_s)
+                    timed_out = pump([child], child.t0 + lim.wall_s, guard=guard)
                 finally:
                     child.close()
         result = run_result(
@@ -385,9 +486,10 @@ class Sandbox:
             err=child.err,
             reply=info,
             limits=lim,
-            timed_out=timed_out,
+            timed_out=timed_out or (guard is not None and guard.cpu_hit),
             wall_ms=child.wall_ms,
-            cpu_ms=child.cpu_ms,
+            cpu_ms=max(child.cpu_ms, guard.tree_cpu_s * 1000 if guard is not None else 0.0),
+            memory_hit=guard is not None and guard.memory_exceeded,
         )
         return result, info, child.lost
 

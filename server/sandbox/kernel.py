@@ -19,11 +19,13 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .budget import CgroupBudget
 from .caps import KILL_GRACE_S
 from .capture import StreamCap, parse_line, read_some
 from .engine import check_files, remove_tree
 from .records import Limits, RunResult, SandboxError, run_result
 from .spawn import ZygoteLost, devnull, memfd, sigkill
+from .treebudget import RunGuard
 
 if TYPE_CHECKING:
     from .engine import Sandbox
@@ -38,21 +40,29 @@ class _Proc:
         self.uid = sb.kernel_uid()
         self.workdir = sb.make_workdir(self.uid)
         self.ctl, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.budget = sb.kernel_budget(limits)
         header = {
             "kind": "kernel",
             "workdir": self.workdir,
             "uid": self.uid,
             "limits": limits.as_dict(),
+            # the kernel joins its own group before it runs anything (cgroup v1)
+            "cgroup": self.budget.cg.procs_files() if isinstance(self.budget, CgroupBudget) else [],
         }
         self.pidns = sb.layer("pid_namespace")
         try:
             self.status, self.pid = sb.kernel_zygote().spawn(header, [child_end.fileno()])
+            if self.budget is not None:
+                self.budget.add(self.pid)
         except BaseException:
             self.ctl.close()
+            if self.budget is not None:
+                self.budget.close()
             remove_tree(self.workdir)
             raise
         finally:
             child_end.close()
+        self.frozen = False
         self.pidfd: int | None = os.pidfd_open(self.pid)
         self.exit: dict[str, Any] | None = None
         self._fd_lock = threading.Lock()  # kill() may come from another thread
@@ -89,7 +99,25 @@ class _Proc:
             if self.pidfd is not None:
                 os.close(self.pidfd)
                 self.pidfd = None
+        if self.budget is not None:
+            self.budget.close()  # every descendant, frozen or not, dies with it
         remove_tree(self.workdir)
+
+    def guard(self, limits: Limits) -> RunGuard | None:
+        """Thaw what the last cell left (frozen between cells) and watch this cell."""
+        if self.budget is None:
+            return None
+        if self.frozen:
+            self.budget.thaw()
+            self.frozen = False
+        return RunGuard(getattr(self.budget, "oom_fd", None), self.budget.cpu_s, limits)
+
+    def settle(self) -> None:
+        """Nothing of the session runs between its cells: freeze what the cell left
+        running (children, threads), if anything; the next cell thaws it."""
+        if self.budget is not None and self.exit is None and self.budget.busy():
+            self.budget.freeze()
+            self.frozen = True
 
 
 class Kernel:
@@ -160,6 +188,7 @@ class Kernel:
         os.set_blocking(err_w, True)
         pay = memfd(payload)
         sin = memfd(stdin.encode()) if stdin else os.dup(devnull())
+        guard = p.guard(lim)
         t0 = time.monotonic()
         cpu0 = p.cpu_s()
         reply: dict[str, Any] | None = None
@@ -176,17 +205,26 @@ class Kernel:
         sel.register(err_r, selectors.EVENT_READ, err)
         sel.register(p.ctl, selectors.EVENT_READ, "reply")
         sel.register(p.status, selectors.EVENT_READ, "exit")
+        if guard is not None and guard.oom_fd is not None:
+            sel.register(guard.oom_fd, selectors.EVENT_READ, "oom")
         deadline = t0 + lim.wall_s
         try:
             while reply is None and p.exit is None:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                now = time.monotonic()
+                left = deadline - now
+                if left <= 0 or (guard is not None and guard.check_cpu(now)):
                     timed_out = True
                     p.kill()
                     p.poll_exit(KILL_GRACE_S)
                     break
-                for key, _ in sel.select(left):
-                    if key.data == "reply":
+                wait = left if guard is None else max(0.0, min(left, guard.next_check - now))
+                for key, _ in sel.select(wait):
+                    if key.data == "oom":  # the tree hit its memory budget: all of it goes
+                        assert guard is not None
+                        guard.on_oom()
+                        p.kill()
+                        p.poll_exit(KILL_GRACE_S)
+                    elif key.data == "reply":
                         try:
                             msg = p.ctl.recv(1 << 16)
                         except OSError:
@@ -220,6 +258,13 @@ class Kernel:
             used = float(p.exit.get("utime", 0)) + float(p.exit.get("stime", 0))
         else:
             used = p.cpu_s() or 0.0
+        cpu_ms = max(0.0, (used - (cpu0 or 0.0)) * 1000)
+        memory_hit = False
+        if guard is not None:
+            cpu_ms = max(cpu_ms, guard.cpu_used() * 1000)
+            assert p.budget is not None
+            memory_hit = guard.memory_hit or (p.exit is not None and p.budget.memory_exceeded())
+            p.settle()
         return run_result(
             ended=p.exit is not None,
             status=(p.exit or {}).get("exit"),
@@ -229,6 +274,7 @@ class Kernel:
             limits=lim,
             timed_out=timed_out,
             wall_ms=wall,
-            cpu_ms=max(0.0, (used - (cpu0 or 0.0)) * 1000),
+            cpu_ms=cpu_ms,
             restarted=restarted,
+            memory_hit=memory_hit,
         )

@@ -66,7 +66,8 @@ def parents() -> dict[int, list[int]]:
     return children
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
+    """Direct children of `pid` (from /proc/<pid>/task/*/children)."""
     out: list[int] = []
     try:
         tids = os.listdir(f"/proc/{pid}/task")
@@ -88,11 +89,11 @@ def descendants(pid: int, scan: dict[int, list[int]] | None = None) -> list[int]
     if scan is None and not _HAS_CHILDREN:
         scan = parents()
     out: list[int] = []
-    todo = list(scan.get(pid, []) if scan is not None else _children(pid))
+    todo = list(scan.get(pid, []) if scan is not None else children(pid))
     while todo:
         p = todo.pop()
         out.append(p)
-        todo.extend(scan.get(p, []) if scan is not None else _children(p))
+        todo.extend(scan.get(p, []) if scan is not None else children(p))
     return out
 
 

@@ -21,6 +21,7 @@ class Limits:
     max_output_bytes: int = 65536
     file_size_mb: int = 64
     disk_mb: int = 256  # everything a run or kernel writes: its workdir plus /dev/shm
+    cpu_cores: float = 1.0  # the CPU share of a run's (or a kernel's) whole tree
     max_processes: int = 32
     max_open_files: int = 128
 
@@ -71,6 +72,7 @@ def run_result(
     wall_ms: float,
     cpu_ms: float,
     restarted: bool = False,
+    memory_hit: bool = False,
 ) -> RunResult:
     """The one way a run's result is built, for one-shot runs and kernel cells alike:
     `ended`: the process is gone, with wait `status` (None if never reported); else a
@@ -89,7 +91,7 @@ def run_result(
         exit_code=code,
         signal=sig,
         timed_out=timed_out or hit_cpu_limit(sig, cpu_ms, limits),
-        memory_exceeded=exc == "MemoryError",
+        memory_exceeded=memory_hit or exc == "MemoryError",
         exception_type=exc,
         exception_message=reply.get("msg") if exc else None,
         wall_time_ms=wall_ms,

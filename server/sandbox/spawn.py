@@ -20,6 +20,7 @@ from . import caps
 from .capture import LineReader, StreamCap, parse_line, read_some
 from .isolation import BASE_ENV
 from .records import SandboxError, decode_status
+from .treebudget import RunGuard
 from .zygote import BOOTSTRAP
 
 F_SETPIPE_SZ = 1031
@@ -37,14 +38,16 @@ class ZygoteLost(SandboxError):
 class ZygoteHandle:
     """One zygote process; restarted transparently when it has died."""
 
-    def __init__(self, options: dict[str, Any]) -> None:
+    def __init__(
+        self, options: dict[str, Any], on_start: Callable[[int], None] | None = None
+    ) -> None:
         self.options = options
+        self.on_start = on_start  # called with the pid of each (re)started zygote
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._ctl: socket.socket | None = None
         self.report: dict[str, Any] = {}
         self.pid: int | None = None
-        self.restarts = -1
 
     @property
     def alive(self) -> bool:
@@ -97,7 +100,15 @@ class ZygoteHandle:
         parent.settimeout(None)
         info = json.loads(hello)
         self.report, self.pid, self._ctl = info["report"], info["pid"], parent
-        self.restarts += 1
+        if self.on_start is not None:
+            try:
+                self.on_start(self.pid)
+            except BaseException:
+                self._ctl = None
+                parent.close()
+                self._proc.kill()
+                self._proc.wait()
+                raise
 
     def _stop(self) -> None:
         if self._ctl is not None:
@@ -110,6 +121,17 @@ class ZygoteHandle:
                 self._proc.kill()
                 self._proc.wait()
             self._proc = None
+
+    def wait_dead(self, timeout_s: float) -> bool:
+        """Wait for a zygote that is dying (killed) to be gone; True if it is."""
+        proc = self._proc
+        if proc is None:
+            return True
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def mark_dead(self, ctl: socket.socket) -> None:
         with self._lock:
@@ -323,10 +345,18 @@ class Child:
             self.kill("result channel overflow")
 
 
-def pump(children: list[Child], deadline: float, stop: Callable[[], bool] | None = None) -> bool:
+def pump(
+    children: list[Child],
+    deadline: float,
+    stop: Callable[[], bool] | None = None,
+    guard: RunGuard | None = None,
+) -> bool:
     """Serve the children's pipes until all have exited (or `stop()`); SIGKILL them all
-    at the deadline. Returns True if the deadline was hit."""
+    at the deadline, or when their tree (`guard`) hits its memory or CPU budget.
+    Returns True if the deadline was hit."""
     sel = selectors.DefaultSelector()
+    if guard is not None and guard.oom_fd is not None:
+        sel.register(guard.oom_fd, selectors.EVENT_READ, (None, "oom"))
     for c in children:
         if c.exit is not None:
             continue
@@ -338,7 +368,11 @@ def pump(children: list[Child], deadline: float, stop: Callable[[], bool] | None
     timed_out = False
     try:
         while any(c.exit is None for c in children) and not (stop and stop()):
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
+            if guard is not None and not timed_out and guard.check_cpu(now):
+                for c in children:
+                    c.kill("CPU budget")
             if left <= 0:
                 if timed_out:  # the zygote never told us: give up on it
                     for c in children:
@@ -350,9 +384,15 @@ def pump(children: list[Child], deadline: float, stop: Callable[[], bool] | None
                     c.kill("timeout")
                 deadline = time.monotonic() + caps.KILL_GRACE_S
                 continue
-            for key, _ in sel.select(left):
+            wait = left if guard is None else max(0.0, min(left, guard.next_check - now))
+            for key, _ in sel.select(wait):
                 c, what = key.data
-                if what == "exit":
+                if what == "oom":
+                    assert guard is not None
+                    guard.on_oom()
+                    for c in children:
+                        c.kill("memory limit")
+                elif what == "exit":
                     _on_exit(c, sel)
                 elif c.exit is None:  # after the exit notice the pipes were drained
                     _on_data(c, what, sel)

@@ -26,7 +26,7 @@ import socket
 import sys
 from typing import Any
 
-from . import harness, isolation, landlock
+from . import cgroups, harness, isolation, landlock, proctree
 from . import syscalls as sc
 
 WARM_IMPORTS = (
@@ -146,6 +146,11 @@ class Zygote:
     def _child(self, header: dict[str, Any], fds: list[int], rfd: int | None) -> None:
         code = 70
         try:
+            if header.get("cgroup"):  # its own group, before it runs or forks anything
+                cgroups.join(header["cgroup"])
+            _unprotect()
+            if not self.pol.on("pid_namespace"):  # orphans stay in the tree (proc_watch)
+                proctree.make_subreaper()
             kind = header["kind"]
             if kind == "kernel":
                 targets = [3]
@@ -210,12 +215,21 @@ class Zygote:
         reply.close()
 
     def _sweep(self, pid: int, header: dict[str, Any]) -> None:
-        """Without a PID namespace: kill what is left of the run (its process group, and
-        with a private uid every process of that uid)."""
+        """Without a PID namespace: kill what is left of the run (its process group, the
+        orphans it left, which came back to this subreaper, and with a private uid every
+        process of that uid)."""
         try:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
+        ours = {p for p, _, _ in self.children.values()}
+        for orphan in proctree.children(os.getpid()):  # adopted: direct children only
+            if orphan not in ours:
+                try:
+                    os.kill(orphan, signal.SIGKILL)
+                    os.waitpid(orphan, os.WNOHANG)
+                except OSError:
+                    pass
         uid = header.get("uid")
         if uid is None or not self.pol.on("uid_drop") or header["kind"] == "kernel":
             return
@@ -235,6 +249,26 @@ class Zygote:
             except OSError:
                 pass
         os._exit(0)
+
+
+_OOM_ADJ = "/proc/self/oom_score_adj"
+
+
+def _protect() -> None:
+    """The zygote shares its slot's memory group with the runs: never the OOM victim."""
+    try:
+        with open(_OOM_ADJ, "w") as f:
+            f.write("-1000")
+    except OSError:
+        pass
+
+
+def _unprotect() -> None:
+    try:
+        with open(_OOM_ADJ, "w") as f:
+            f.write("0")
+    except OSError:
+        pass
 
 
 def warm_up() -> None:
@@ -262,6 +296,9 @@ def main(argv: list[str]) -> None:
         opts["disk_mb"],
     )
     warm_up()
+    _protect()
+    if not pol.on("pid_namespace"):  # a finished run's orphans come back here: see _sweep
+        proctree.make_subreaper()
     ctl.send(json.dumps({"report": pol.report(), "pid": os.getpid()}).encode())
     Zygote(ctl, pol).serve()
 
