@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..models import PythonAction, PythonObservation, ReviewFinding, TaskInfo
+from ..server.tasks.families import rules_for
 
 KINDS = ("run", "edit", "test", "submit")
 
@@ -88,12 +89,11 @@ def render_task(task: TaskInfo, steps: int | None = None) -> str:
         parts.append(f"The grader calls the function `{task.entry_point}` from solution.py.")
     else:
         parts.append("solution.py is run as a program: read stdin, write stdout.")
-    if task.review_categories:
-        parts.append(
-            "This is a review task: do not fix the code; submit findings (line numbers of "
-            "solution.py and one category each). Categories: " + ", ".join(task.review_categories)
-        )
-    if task.review_categories:
+    rules = rules_for(task.family)
+    note = rules.prompt(task)
+    if note:
+        parts.append(note)
+    if rules.numbered_listing:
         parts += ["", "solution.py (with line numbers):", _numbered(task.starter_code)]
     else:
         parts += ["", "solution.py:", "```python", task.starter_code.rstrip(), "```"]

@@ -6,17 +6,29 @@ import datetime as _dt
 from collections.abc import Sequence
 from pathlib import Path
 from statistics import fmean
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ..models import Difficulty, Family
+from ..models import DIFFICULTIES, FAMILIES
 
-if TYPE_CHECKING:
-    from .runner import EpisodeRecord
 
-from typing import get_args
+class EpisodeRecord(Protocol):
+    """What a report reads of an episode (the runner's `EpisodeRecord`); a protocol, so
+    this module does not import the runner that imports it."""
 
-FAMILIES: tuple[str, ...] = get_args(Family)
-DIFFICULTIES: tuple[str, ...] = get_args(Difficulty)
+    task_id: str
+    family: str
+    difficulty: str
+    policy: str
+    model: str
+    seed: int
+    score: float
+    reward: float
+    passed: bool
+    error: str | None
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
 REPORT_VERSION = 1
 
 

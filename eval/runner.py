@@ -24,15 +24,13 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TextIO, get_args
+from typing import Any, Protocol, TextIO
 
 import httpx
 
-from ..models import Difficulty, Family, PythonAction, PythonObservation
+from ..models import DIFFICULTIES, FAMILIES, PythonAction, PythonObservation
 from .policies import FatalPolicyError, Policy
 
-FAMILIES: tuple[str, ...] = get_args(Family)
-DIFFICULTIES: tuple[str, ...] = get_args(Difficulty)
 ENV_NAME = "python_env"
 REPORT_FILE = "report.json"
 

@@ -17,7 +17,7 @@ from python_env.server.grading import (
 )
 from python_env.server.sandbox import Sandbox
 from python_env.server.tasks import Task, TaskBank, TaskError, default_bank
-from python_env.server.tasks.validate import review_findings
+from python_env.server.validate import review_findings
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .model import DIFFICULTIES, FAMILIES, Task, TaskError
+from ...models import DIFFICULTIES, FAMILIES
+from .model import Task, TaskError
 
 
 class UnknownTaskError(KeyError):
@@ -48,12 +49,6 @@ class TaskBank:
         from .jsonl import load_jsonl
 
         return cls(load_jsonl(path))
-
-    @classmethod
-    def from_humaneval(cls, path: str | Path | None = None) -> TaskBank:
-        from .humaneval import load_humaneval
-
-        return cls(load_humaneval(path))
 
     def get(self, task_id: str) -> Task:
         try:
@@ -116,7 +111,7 @@ class TaskBank:
 
     def counts(self) -> dict[str, dict[str, int]]:
         """{family: {difficulty: n}} over every family and difficulty (zeros included)."""
-        out = {f: {d: 0 for d in DIFFICULTIES} for f in FAMILIES}
+        out: dict[str, dict[str, int]] = {f: {d: 0 for d in DIFFICULTIES} for f in FAMILIES}
         for t in self._tasks.values():
             out[t.family][t.difficulty] += 1
         return out

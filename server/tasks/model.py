@@ -17,8 +17,6 @@ from ...models import Difficulty, Family, TaskInfo
 
 Source = Literal["builtin", "procedural", "jsonl", "humaneval"]
 
-FAMILIES: tuple[str, ...] = get_args(Family)
-DIFFICULTIES: tuple[str, ...] = get_args(Difficulty)
 SOURCES: tuple[str, ...] = get_args(Source)
 
 REVIEW_CATEGORIES: tuple[str, ...] = (
