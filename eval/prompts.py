@@ -38,7 +38,8 @@ Actions (reply with ONE fenced ```json block):
   {"action": "edit", "code": "def f(x):\\n    return x + 1\\n"}
 - test: run the visible tests against solution.py.
   {"action": "test"}
-- submit: grade solution.py on hidden tests. This ends the task.
+- submit: grade solution.py on every test, the visible ones and hidden ones. This ends
+  the task.
   {"action": "submit"}
   On review tasks, submit the defects you found instead of editing code:
   {"action": "submit", "findings": [{"line": 3, "category": "off-by-one"}]}
@@ -135,7 +136,7 @@ def render_observation(obs: PythonObservation, turns_left: int | None = None) ->
     if grade is not None:
         lines.append(
             f"grade: score {grade.score:.3f}, passed={grade.passed}, "
-            f"hidden cases {grade.cases_passed}/{grade.cases_total}"
+            f"checks {grade.cases_passed}/{grade.cases_total}"
         )
         if grade.feedback:
             lines.append(f"feedback: {clip(grade.feedback, 1500)}")

@@ -31,7 +31,11 @@ from .tasks.comparators import COMPARATORS, compare, register_comparator
 from .tasks.families import Answer, rules_for
 from .tasks.families.base import make_report
 from .tasks.model import HiddenCase, TaskError
-from .tasks.source import syntax_problem
+from .tasks.source import syntax_problem, test_names
+
+GRADING_VERSION = "2"
+"""Bump when a change can alter any score. 2: submit grades every check, visible and
+hidden; HumanEval is graded by its own asserts with its 3 s limit. (1: hidden only.)"""
 
 TIMING_ROUNDS = 3
 REFERENCE_BUDGET = {"cpu_s": 20.0, "wall_s": 40.0}
@@ -76,6 +80,18 @@ def _entry(task: Task) -> str:
     return task.entry_point
 
 
+def all_test_code(task: Task) -> str:
+    """The visible test functions, then the hidden test code: one module, run together."""
+    return "\n\n".join(c for c in (task.visible_tests, task.hidden_test_code) if c)
+
+
+def check_count(task: Task) -> int:
+    """How many checks a submission is graded on (each counts once)."""
+    code = all_test_code(task)
+    tests = len(test_names(code)) or (1 if code else 0)
+    return len(task.visible_examples) + len(task.hidden_cases) + tests
+
+
 def _describe(outcome: CaseOutcome | None) -> str:
     if outcome is None:
         return "did not run (the run was stopped)"
@@ -110,8 +126,8 @@ class Grader:
         if task.family != "review":
             problem = syntax_problem(solution)
             if problem:
-                n_cases = len(task.hidden_cases) + (1 if task.hidden_test_code else 0)
-                return make_report(task, 0.0, 0, n_cases, f"solution does not parse: {problem}")
+                total = check_count(task)
+                return make_report(task, 0.0, 0, total, f"solution does not parse: {problem}")
         return rules.grade(self, task, Answer(solution, list(findings or [])))
 
     def visible_tests(self, task: Task, solution: str) -> TestReport:
@@ -151,6 +167,8 @@ class Grader:
         if cpu is not None:
             changes["cpu_s"] = cpu
             changes["wall_s"] = max(cpu * 2.0 + 1.0, 2.0)
+        if task.wall_s is not None and cpu_s is None:
+            changes["wall_s"] = task.wall_s  # a benchmark's own limit (HumanEval: 3 s)
         changes.update(rules_for(task.family).limit_changes(task))
         base = self._base_limits()
         return dataclasses.replace(base, **changes) if changes else base
@@ -285,30 +303,57 @@ class Grader:
         return passed
 
     def correctness(self, task: Task, solution: str) -> tuple[int, int, list[str]]:
-        """Run all hidden cases (and hidden tests); return (passed, total, notes)."""
+        """Every check of the task, visible and hidden, each counting once; returns
+        (passed, total, notes). Visible program examples and hidden cases run as cases;
+        visible test functions and hidden test code run together in one assertion run
+        (visible first), so checks that share state see HumanEval's order."""
         notes: list[str] = []
         passed = total = 0
+        if task.visible_examples:
+            p, n = self._examples(task, solution, notes)
+            passed, total = passed + p, total + n
         if task.hidden_cases:
             expected = self.expected(task)
             result = self.run_cases(task, solution, task.hidden_cases)
             passed += self.count(task, expected, result, notes)
             total += len(expected)
-        if task.hidden_test_code:
-            p, n = self._hidden_tests(task, solution, notes)
+        code = all_test_code(task)
+        if code:
+            p, n = self._tests(task, solution, code, notes)
             passed, total = passed + p, total + n
         return passed, total, notes
 
-    def _hidden_tests(self, task: Task, solution: str, notes: list[str]) -> tuple[int, int]:
-        result = self.run_assertions(task, solution, task.hidden_test_code)
+    def visible_checks(self, task: Task, solution: str, notes: list[str]) -> tuple[int, int]:
+        """The visible checks alone (examples or test functions): (passed, total)."""
+        if task.visible_examples:
+            return self._examples(task, solution, notes)
+        if task.visible_tests:
+            return self._tests(task, solution, task.visible_tests, notes)
+        return 0, 0
+
+    def _examples(self, task: Task, solution: str, notes: list[str]) -> tuple[int, int]:
+        report = self._visible_examples(task, solution, None)
+        failed = [r.name for r in report.results if not r.passed]
+        if failed:
+            notes.append(f"visible {failed[0]} failed")
+        return report.passed, len(task.visible_examples)
+
+    def _tests(self, task: Task, solution: str, code: str, notes: list[str]) -> tuple[int, int]:
+        result = self.run_assertions(task, solution, code)
         total = max(len(result.tests), 1)
         if result.load_error:
-            notes.append(f"solution failed to load ({exception_type(result.load_error)})")
+            notes.append(f"the tests failed to load ({exception_type(result.load_error)})")
             return 0, total
         passed = sum(1 for t in result.tests if t.passed)
+        visible = set(test_names(task.visible_tests))
+        shown = [t.name for t in result.tests if not t.passed and t.name in visible]
+        hidden = sum(1 for t in result.tests if not t.passed and t.name not in visible)
+        if shown:
+            notes.append(f"visible {shown[0]} failed")
         if result.timed_out:
-            notes.append("the hidden tests hit their time limit")
-        elif passed < len(result.tests):
-            notes.append(f"{len(result.tests) - passed} hidden test(s) failed")
+            notes.append("the tests hit their time limit")
+        elif hidden:
+            notes.append(f"{hidden} hidden test(s) failed")
         return passed, total
 
     def _visible_examples(self, task: Task, solution: str, problem: str | None) -> TestReport:
@@ -344,6 +389,7 @@ class Grader:
 
 __all__ = [
     "COMPARATORS",
+    "GRADING_VERSION",
     "Expected",
     "Grader",
     "ReferenceFailure",

@@ -1,7 +1,7 @@
 """Comparators: how a case's output is matched against the reference's, by name.
 
 A task names its comparator (`exact`, `float`, `unordered`, `unordered-deep`, `lines`,
-`tokens`, `loose`, or one added with `register_comparator`); the name is checked when
+`tokens`, `loose`, `evalplus`, or one added with `register_comparator`); the name is checked when
 the task loads (`require`), so a typo fails there and not at the first submit. Each
 comparator takes (expected, actual, tolerance) on plain data and returns a bool.
 """
@@ -116,6 +116,20 @@ def loose(expected: Any, actual: Any, tol: float) -> bool:
     return _structural(expected, actual, leaf)
 
 
+def evalplus(expected: Any, actual: Any, tol: float) -> bool:
+    """EvalPlus's rule: Python `==`, except floats, which match within `tol` absolute
+    plus 1e-7 relative (numpy's allclose, NaN equal to NaN)."""
+
+    def leaf(e: Any, a: Any) -> bool:
+        if _is_num(e) and _is_num(a) and (isinstance(e, float) or isinstance(a, float)):
+            if math.isnan(e) or math.isnan(a):
+                return math.isnan(e) and math.isnan(a)
+            return abs(a - e) <= tol + 1e-7 * abs(e)
+        return bool(e == a)
+
+    return _structural(expected, actual, leaf)
+
+
 COMPARATORS: dict[str, Comparator] = {
     "exact": exact,
     "float": floats,
@@ -124,6 +138,7 @@ COMPARATORS: dict[str, Comparator] = {
     "lines": lines,
     "tokens": tokens,
     "loose": loose,
+    "evalplus": evalplus,
 }
 
 

@@ -69,3 +69,17 @@ def apply_edits(code: str, edits: Any, what: str) -> str:
             raise TaskError(f"{what}: edit text {old!r} occurs {count} times (need exactly 1)")
         code = code.replace(old, new)
     return code
+
+
+def test_names(code: str) -> list[str]:
+    """The `test*` functions `code` defines at top level, in order (none if it does not
+    parse)."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return []
+    return [
+        n.name
+        for n in tree.body
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name.startswith("test")
+    ]

@@ -22,7 +22,7 @@ from .model import (
     Task,
     TaskError,
 )
-from .source import apply_edits, check_parses, default_starter, parses
+from .source import apply_edits, check_parses, default_starter, parses, test_names
 
 KNOWN_FIELDS = frozenset(
     {
@@ -30,7 +30,7 @@ KNOWN_FIELDS = frozenset(
         "reference_solution", "entry_point", "visible_tests", "visible_examples",
         "hidden_cases", "hidden_test_code", "comparator", "tolerance", "expects_errors",
         "max_steps", "pass_threshold", "speedup_target", "speed_slack", "defects",
-        "review_categories", "cpu_s", "tags", "base_id",
+        "review_categories", "cpu_s", "wall_s", "tags", "base_id",
     }
 )  # fmt: skip
 REQUIRED_FIELDS = ("id", "family", "difficulty", "title", "statement", "reference_solution")
@@ -159,6 +159,9 @@ def build_task(spec: Mapping[str, Any], *, source: str = "builtin") -> Task:
         check_parses(hidden_test_code, "hidden_test_code")
         if program:
             raise TaskError("hidden_test_code needs an entry_point (its tests call it)")
+        shared = set(test_names(visible_tests)) & set(test_names(hidden_test_code))
+        if shared:  # submit runs both as one module: a shared name would hide a test
+            raise TaskError(f"visible_tests and hidden_test_code both define {sorted(shared)}")
 
     fields: dict[str, Any] = {
         "starter_code": starter,
@@ -197,6 +200,7 @@ def build_task(spec: Mapping[str, Any], *, source: str = "builtin") -> Task:
         speed_slack=_num(spec, "speed_slack", 2.5) or 2.5,
         source=cast(Any, source),
         cpu_s=_num(spec, "cpu_s", None),
+        wall_s=_num(spec, "wall_s", None),
         tags=tuple(spec.get("tags") or ()),
         base_id=spec.get("base_id"),
         **fields,

@@ -48,6 +48,8 @@ class Toolkit(Protocol):
 
     def correctness(self, task: Task, solution: str) -> tuple[int, int, list[str]]: ...
 
+    def visible_checks(self, task: Task, solution: str, notes: list[str]) -> tuple[int, int]: ...
+
     def visible_tests(self, task: Task, solution: str) -> TestReport: ...
 
 
@@ -80,7 +82,7 @@ def make_report(
 
 
 def summary(passed: int, total: int, notes: list[str]) -> str:
-    return "; ".join([f"{passed}/{total} hidden cases passed", *notes])
+    return "; ".join([f"{passed}/{total} checks passed", *notes])
 
 
 class FamilyRules:

@@ -1,6 +1,8 @@
 """optimize: make correct but slow code fast, keeping it correct.
 
-score = correctness * (0.5 + 0.5 * speed). The timing cases run in `timing_rounds`
+score = correctness * (0.5 + 0.5 * speed), where correctness is the fraction of all
+checks passed (visible tests, small and timing cases, each counting once) and speed
+counts only when every check passes. The timing cases run in `timing_rounds`
 interleaved rounds (reference, candidate) with one process only (no work hidden in a
 child); CPU time is the parent's rusage, medians are compared. Speed is 1 when
 `candidate <= reference * speed_slack + 30 ms` and otherwise decays as allowed/candidate.
@@ -46,11 +48,11 @@ class Optimize(FamilyRules):
         small = [i for i, c in enumerate(task.hidden_cases) if not c.timing]
         large = [i for i, c in enumerate(task.hidden_cases) if c.timing]
         notes: list[str] = []
-        passed = 0
+        passed, shown = kit.visible_checks(task, solution, notes)
         if small:
             result = kit.run_cases(task, solution, [task.hidden_cases[i] for i in small])
             passed += kit.count(task, [expected[i] for i in small], result, notes)
-        if passed < len(small):
+        if passed < shown + len(small):
             # wrong on small inputs: the large ones are not run (they would count as
             # failed anyway) and nothing is timed
             notes.append("large inputs not run")
@@ -58,7 +60,7 @@ class Optimize(FamilyRules):
         else:
             timing = self._time(kit, task, solution, [expected[i] for i in large], notes)
             passed += int(timing["large_passed"])
-        total = len(task.hidden_cases)
+        total = shown + len(task.hidden_cases)
         correctness = passed / total if total else 0.0
         speed = timing["speed"] if passed == total else 0.0
         score = correctness * (0.5 + 0.5 * speed)
