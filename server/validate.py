@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .config import Settings
 from .grading import Grader
 from .sandbox import Sandbox
 from .tasks.bank import TaskBank, default_bank, every_builtin_task
@@ -169,7 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Every built-in and procedural task (a server offers a variant or its source,
         # never both), plus the extras the environment asks for.
         bank = TaskBank(every_builtin_task())
-        bank.extend(t for t in default_bank() if t.id not in bank)
+        settings = Settings.from_env()
+        served = default_bank(settings.procedural, settings.task_paths, settings.humaneval)
+        bank.extend(t for t in served if t.id not in bank)
         tasks = [
             t
             for t in bank

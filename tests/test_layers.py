@@ -101,6 +101,7 @@ def test_grading_knows_nothing_of_openenv_or_the_server() -> None:
             if not _in(
                 t,
                 "python_env.models",
+                "python_env.server.config",
                 "python_env.server.tasks",
                 "python_env.server.sandbox",
                 "python_env.server.grading",

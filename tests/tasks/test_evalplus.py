@@ -80,3 +80,11 @@ def test_malformed_rows_name_the_line() -> None:
     row["atol"] = -1
     with pytest.raises(TaskFileError, match="atol"):
         parse_evalplus(json.dumps(row), "plus.jsonl")
+
+
+def test_the_server_serves_evalplus_files_named_in_python_env_tasks() -> None:
+    from python_env.server.config import Settings
+    from python_env.server.runtime import served_bank
+
+    bank = served_bank(Settings.from_env({"PYTHON_ENV_TASKS": str(FIXTURE)}))
+    assert "evalplus-humaneval-900" in bank and bank.get("evalplus-mbpp-902").source == "evalplus"
