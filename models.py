@@ -7,7 +7,7 @@ server, the grader and the client can all depend on it.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from openenv.core.env_server.types import Action, Observation, State
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +17,9 @@ MAX_CODE_CHARS = 1_000_000
 
 Family = Literal["implement", "fix-bug", "fix-syntax", "optimize", "review"]
 Difficulty = Literal["easy", "medium", "hard"]
+FAMILIES: tuple[Family, ...] = get_args(Family)
+"""Every family, in display order: the one list every side (server, UI, eval) uses."""
+DIFFICULTIES: tuple[Difficulty, ...] = get_args(Difficulty)
 ActionKind = Literal["run", "edit", "test", "submit"]
 ObservationKind = Literal["reset", "run", "edit", "test", "submit"]
 

@@ -33,7 +33,9 @@ from .runner import (
     check_server,
     episode_specs,
     local_catalog,
+    local_grading,
     remote_catalog,
+    remote_grading,
     select_tasks,
 )
 
@@ -120,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LIST",
         help="play every task once per seed: e.g. 0,1,2 or 0-4",
     )
+    seeds.add_argument(
+        "--samples",
+        type=_positive,
+        metavar="N",
+        help="play every task N times (seeds 0..N-1) and report pass@k",
+    )
 
     run = parser.add_argument_group("run")
     run.add_argument(
@@ -164,6 +172,8 @@ def _run(args: argparse.Namespace) -> int:
     if not (args.all or args.count or args.task_id):
         raise EvalError("choose the tasks: --all, --count N or --task-id ID (repeatable)")
     seeds = args.seeds or [args.seed if args.seed is not None else 0]
+    if args.samples:
+        seeds = list(range(args.samples))
 
     options: dict[str, Any] = {}
     if args.policy == "openai":
@@ -193,10 +203,12 @@ def _evaluate(args: argparse.Namespace, policy: Policy, seeds: list[int]) -> int
             return RemoteSession(base_url)
 
         where = base_url
+        grading = remote_grading(base_url)
     else:
         catalog = local_catalog()
         session_factory = LocalSession
         where = "in-process"
+        grading = local_grading()
 
     chosen = select_tasks(
         catalog,
@@ -221,6 +233,7 @@ def _evaluate(args: argparse.Namespace, policy: Policy, seeds: list[int]) -> int
             "seeds": seeds,
         },
         "concurrency": args.concurrency,
+        **grading,
     }
     runner = Runner(
         policy,

@@ -132,6 +132,30 @@ class ReferencePolicy(Policy):
         )
 
 
+class MixedPolicy(ReferencePolicy):
+    """A seeded stochastic policy, for pass@k offline: per episode it submits the
+    reference, the starter or a bug mutant of the reference (review: the known defects
+    or no findings), drawn from `random.Random(f"{seed}:{task_id}")`, so the same seed
+    plays the same way and different seeds (samples) differ."""
+
+    name = "mixed"
+    CHOICES = ("reference", "starter", "mutant")
+
+    def start(self, task: TaskInfo, seed: int) -> Agent:
+        import random
+
+        choice = random.Random(f"{seed}:{task.task_id}").choice(self.CHOICES)
+        if choice == "reference":
+            return super().start(task, seed)
+        if task.family == "review" or choice == "starter":
+            return _Script([PythonAction(kind="submit", findings=[])])
+        from ..server.tasks.mutate import bug_mutants
+
+        hidden = self._bank.get(task.task_id)
+        mutant = next((code for _, code in bug_mutants(hidden)), hidden.starter_code)
+        return _Script([PythonAction(kind="edit", code=mutant), PythonAction(kind="submit")])
+
+
 # -- OpenAI-compatible chat endpoints ----------------------------------------------------
 
 
@@ -266,7 +290,7 @@ def _api_message(exc: Exception) -> str:
     return f"HTTP {status}: {message}" if status else str(message)
 
 
-POLICIES = ("reference", "starter", "openai")
+POLICIES = ("reference", "starter", "mixed", "openai")
 
 
 def make_policy(name: str, **options: Any) -> Policy:
@@ -275,6 +299,8 @@ def make_policy(name: str, **options: Any) -> Policy:
         return ReferencePolicy()
     if name == "starter":
         return StarterPolicy()
+    if name == "mixed":
+        return MixedPolicy()
     if name == "openai":
         return OpenAIPolicy(OpenAISettings.from_env(**options))
     raise PolicyError(f"unknown policy {name!r}: expected one of {', '.join(POLICIES)}")

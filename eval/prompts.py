@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..models import PythonAction, PythonObservation, ReviewFinding, TaskInfo
+from ..server.tasks.families import rules_for
 
 KINDS = ("run", "edit", "test", "submit")
 
@@ -37,7 +38,8 @@ Actions (reply with ONE fenced ```json block):
   {"action": "edit", "code": "def f(x):\\n    return x + 1\\n"}
 - test: run the visible tests against solution.py.
   {"action": "test"}
-- submit: grade solution.py on hidden tests. This ends the task.
+- submit: grade solution.py on every test, the visible ones and hidden ones. This ends
+  the task.
   {"action": "submit"}
   On review tasks, submit the defects you found instead of editing code:
   {"action": "submit", "findings": [{"line": 3, "category": "off-by-one"}]}
@@ -88,12 +90,11 @@ def render_task(task: TaskInfo, steps: int | None = None) -> str:
         parts.append(f"The grader calls the function `{task.entry_point}` from solution.py.")
     else:
         parts.append("solution.py is run as a program: read stdin, write stdout.")
-    if task.review_categories:
-        parts.append(
-            "This is a review task: do not fix the code; submit findings (line numbers of "
-            "solution.py and one category each). Categories: " + ", ".join(task.review_categories)
-        )
-    if task.review_categories:
+    rules = rules_for(task.family)
+    note = rules.prompt(task)
+    if note:
+        parts.append(note)
+    if rules.numbered_listing:
         parts += ["", "solution.py (with line numbers):", _numbered(task.starter_code)]
     else:
         parts += ["", "solution.py:", "```python", task.starter_code.rstrip(), "```"]
@@ -135,7 +136,7 @@ def render_observation(obs: PythonObservation, turns_left: int | None = None) ->
     if grade is not None:
         lines.append(
             f"grade: score {grade.score:.3f}, passed={grade.passed}, "
-            f"hidden cases {grade.cases_passed}/{grade.cases_total}"
+            f"checks {grade.cases_passed}/{grade.cases_total}"
         )
         if grade.feedback:
             lines.append(f"feedback: {clip(grade.feedback, 1500)}")

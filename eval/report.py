@@ -6,18 +6,64 @@ import datetime as _dt
 from collections.abc import Sequence
 from pathlib import Path
 from statistics import fmean
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ..models import Difficulty, Family
+from ..models import DIFFICULTIES, FAMILIES
 
-if TYPE_CHECKING:
-    from .runner import EpisodeRecord
 
-from typing import get_args
+class EpisodeRecord(Protocol):
+    """What a report reads of an episode (the runner's `EpisodeRecord`); a protocol, so
+    this module does not import the runner that imports it."""
 
-FAMILIES: tuple[str, ...] = get_args(Family)
-DIFFICULTIES: tuple[str, ...] = get_args(Difficulty)
-REPORT_VERSION = 1
+    task_id: str
+    family: str
+    difficulty: str
+    policy: str
+    model: str
+    seed: int
+    score: float
+    reward: float
+    passed: bool
+    error: str | None
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+REPORT_VERSION = 2
+PASS_AT = (1, 5, 10, 100)
+"""The k of pass@k reported, where every task has at least k samples."""
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The unbiased pass@k estimator of Chen et al. (2021) for one task: n samples, c of
+    them passed: 1 - C(n - c, k) / C(n, k), computed as a stable product."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass@{k} needs 0 <= c <= n and 1 <= k <= n (n={n}, c={c})")
+    if n - c < k:
+        return 1.0
+    result = 1.0
+    for i in range(n - c + 1, n + 1):
+        result *= 1.0 - k / i
+    return 1.0 - result
+
+
+def pass_at(records: Sequence[EpisodeRecord]) -> dict[str, Any]:
+    """pass@k over tasks (the mean of the per-task estimates), for every k in PASS_AT
+    that every task reaches. Episodes that errored are not samples (an infrastructure
+    fault is not a failed attempt)."""
+    samples: dict[str, list[bool]] = {}
+    for r in records:
+        if r.error is None:
+            samples.setdefault(r.task_id, []).append(bool(r.passed))
+    if not samples:
+        return {"tasks": 0, "samples_per_task": 0}
+    n_min = min(len(v) for v in samples.values())
+    out: dict[str, Any] = {"tasks": len(samples), "samples_per_task": n_min}
+    for k in PASS_AT:
+        if k <= n_min:
+            estimates = [pass_at_k(len(v), sum(v), k) for v in samples.values()]
+            out[f"pass@{k}"] = round(fmean(estimates), 6)
+    return out
 
 
 def _stats(records: Sequence[EpisodeRecord]) -> dict[str, Any]:
@@ -54,6 +100,7 @@ def summarize(records: Sequence[EpisodeRecord]) -> dict[str, Any]:
         out[policy] = {
             "models": sorted({r.model for r in mine}),
             "overall": _stats(mine),
+            "pass_at_k": pass_at(mine),
             "by_difficulty": {
                 d: _stats([r for r in mine if r.difficulty == d])
                 for d in _present(DIFFICULTIES, {r.difficulty for r in mine})
@@ -69,6 +116,8 @@ def report_document(records: Sequence[EpisodeRecord], meta: dict[str, Any]) -> d
     return {
         "version": REPORT_VERSION,
         "env": "python_env",
+        "grading_version": meta.get("grading_version"),
+        "bank_hash": meta.get("bank_hash"),
         "updated": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "run": meta,
         "summary": summarize(ordered),
@@ -101,6 +150,7 @@ def summary_markdown(records: Sequence[EpisodeRecord]) -> str:
             f"- Pass rate: {_pct(overall['pass_rate'])}",
             f"- Mean episode reward: {_num(overall['mean_reward'])}",
             f"- Errors: {overall['errors']}",
+            f"- {_pass_line(data['pass_at_k'])}",
             "",
             "Mean score (pass rate, episodes) by family and difficulty:",
             "",
@@ -123,6 +173,12 @@ def summary_markdown(records: Sequence[EpisodeRecord]) -> str:
                 lines.append(f"- ... and {len(errored) - 50} more (see report.json)")
             lines.append("")
     return "\n".join(lines)
+
+
+def _pass_line(p: dict[str, Any]) -> str:
+    ks = [key for key in p if key.startswith("pass@")]
+    figures = ", ".join(f"{key} {_pct(p[key])}" for key in ks) or "-"
+    return f"pass@k (unbiased, {p['samples_per_task']} sample(s) per task): {figures}"
 
 
 def _cell(stats: dict[str, Any] | None) -> str:

@@ -24,15 +24,13 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TextIO, get_args
+from typing import Any, Protocol, TextIO
 
 import httpx
 
-from ..models import Difficulty, Family, PythonAction, PythonObservation
+from ..models import DIFFICULTIES, FAMILIES, PythonAction, PythonObservation
 from .policies import FatalPolicyError, Policy
 
-FAMILIES: tuple[str, ...] = get_args(Family)
-DIFFICULTIES: tuple[str, ...] = get_args(Difficulty)
 ENV_NAME = "python_env"
 REPORT_FILE = "report.json"
 
@@ -116,6 +114,26 @@ def remote_catalog(base_url: str, timeout_s: float = 30.0) -> list[dict[str, Any
     except (httpx.HTTPError, ValueError) as exc:
         raise EvalError(f"cannot list tasks at {url}/tasks: {_one_line(exc)}") from None
     return [t for t in tasks if isinstance(t, dict) and "id" in t]
+
+
+def remote_grading(base_url: str, timeout_s: float = 30.0) -> dict[str, Any]:
+    """The server's grading version and bank hash (`GET /metadata`), for report.json."""
+    url = base_url.rstrip("/")
+    try:
+        response = httpx.get(f"{url}/metadata", timeout=timeout_s)
+        response.raise_for_status()
+        data = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise EvalError(f"cannot read {url}/metadata: {_one_line(exc)}") from None
+    return {k: data.get(k) for k in ("grading_version", "bank_hash")}
+
+
+def local_grading() -> dict[str, Any]:
+    """The grading version and bank hash of this process's bank."""
+    from ..server.grading import GRADING_VERSION
+    from ..server.runtime import served_bank
+
+    return {"grading_version": GRADING_VERSION, "bank_hash": served_bank().digest()}
 
 
 def local_catalog() -> list[dict[str, Any]]:

@@ -42,6 +42,7 @@ from ..models import (
     RunOutput,
     TaskInfo,
 )
+from .grading import GRADING_VERSION
 from .rewards import PythonRubric
 from .runtime import Runtime, get_runtime, package_version
 from .sandbox import Kernel, RunResult
@@ -76,6 +77,8 @@ class PythonMetadata(EnvironmentMetadata):
     isolation: dict[str, Any]
     limits: dict[str, Any]
     max_concurrent_envs: int
+    grading_version: str = GRADING_VERSION
+    bank_hash: str = ""
 
 
 class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState]):
@@ -219,6 +222,8 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
                 "slots": runtime.sandbox.slots,
             },
             max_concurrent_envs=settings.max_concurrent_envs,
+            grading_version=GRADING_VERSION,
+            bank_hash=runtime.bank.digest(),
         )
 
     # -- OpenEnv's task API (read-only: ids, family, difficulty, title; no hidden data) --

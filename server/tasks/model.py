@@ -15,10 +15,8 @@ from typing import Any, Literal, get_args
 
 from ...models import Difficulty, Family, TaskInfo
 
-Source = Literal["builtin", "procedural", "jsonl", "humaneval"]
+Source = Literal["builtin", "procedural", "jsonl", "humaneval", "evalplus"]
 
-FAMILIES: tuple[str, ...] = get_args(Family)
-DIFFICULTIES: tuple[str, ...] = get_args(Difficulty)
 SOURCES: tuple[str, ...] = get_args(Source)
 
 REVIEW_CATEGORIES: tuple[str, ...] = (
@@ -132,6 +130,7 @@ class Task:
     review_categories: tuple[str, ...] = ()
     source: Source = "builtin"
     cpu_s: float | None = None
+    wall_s: float | None = None
     tags: tuple[str, ...] = ()
     base_id: str | None = None
 
@@ -177,6 +176,27 @@ class Task:
         for case in self.hidden_cases:
             h.update(case.key().encode())
             h.update(b"\0")
+        return h.hexdigest()
+
+    def grading_hash(self) -> str:
+        """Hash of everything that decides a grade (the checks, the reference, the rules
+        and limits): two tasks with the same hash grade every submission the same."""
+        h = hashlib.sha256(self.fingerprint().encode())
+        rules = [
+            self.family,
+            self.visible_tests,
+            [[ex.stdin, ex.expected] for ex in self.visible_examples],
+            self.comparator,
+            self.tolerance,
+            self.expects_errors,
+            self.pass_threshold,
+            self.speedup_target,
+            self.speed_slack,
+            [[d.line, d.category, list(d.fix), d.test, list(d.lines)] for d in self.defects],
+            self.cpu_s,
+            self.wall_s,
+        ]
+        h.update(json.dumps(rules, sort_keys=True, default=repr).encode())
         return h.hexdigest()
 
     def info(self) -> TaskInfo:

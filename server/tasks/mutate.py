@@ -4,7 +4,7 @@ Bug mutants change the reference at the AST level (operator swaps, off-by-one in
 comparisons and constants, and/or swaps, swapped call arguments, dropped statements).
 A mutant is only useful if the hidden cases reject it, and finding that out means
 running code, which the bank must not do in the server process. So the choice is made
-offline by `python -m python_env.server.tasks.validate --refresh-procedural`, which
+offline by `python -m python_env.server.validate --refresh-procedural`, which
 grades candidates through the sandbox and records the rejected ones in
 `data/procedural.json` (mutant index + a hash of its code, so a changed reference
 invalidates stale entries instead of silently producing a different task). The bank

