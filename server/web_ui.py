@@ -92,11 +92,14 @@ def _refusal(view: View, kind: str) -> str | None:
 
 class _Play:
     """The tab's event handlers: each acts on the clicking visitor's own environment and
-    returns the page's outputs (see `_Results.outputs`)."""
+    returns the page's outputs, in the order `_wire` lists them."""
 
-    def __init__(self, sessions: WebSessions, summaries: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, sessions: WebSessions, summaries: list[dict[str, Any]], idle_timeout_s: float
+    ) -> None:
         self.sessions = sessions
         self.summaries = summaries
+        self.no_session = f"{NO_EPISODE} (a session ends after {idle_timeout_s:g} s idle)"
 
     def task_choices(self, family: str, difficulty: str) -> list[tuple[str, str]]:
         pool = [
@@ -192,7 +195,7 @@ class _Play:
 
     def _act(self, visitor: Visitor | None, kind: str, steps: Any) -> tuple[Any, ...]:
         if visitor is None or visitor.closed:
-            return self.render(None, error=NO_EPISODE)
+            return self.render(None, error=self.no_session)
         with visitor.lock:
             if problem := _refusal(visitor.view, kind):
                 return self.render(visitor, error=problem)
@@ -387,7 +390,8 @@ def build_python_tab(
     probe = PythonEnvironment()
     settings = probe.runtime.settings
     sessions = WebSessions(PythonEnvironment, capacity=settings.max_concurrent_envs)
-    play = _Play(sessions, sorted(probe.list_tasks("all"), key=lambda s: s["id"]))
+    summaries = sorted(probe.list_tasks("all"), key=lambda s: s["id"])
+    play = _Play(sessions, summaries, settings.session_timeout_s)
     with gr.Blocks(title=title) as demo:
         # Gradio drops a visitor's state once it is idle this long, closing the session.
         visitor = gr.State(
