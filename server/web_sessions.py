@@ -5,13 +5,17 @@ each browser session (one page load, keyed by Gradio's session hash) gets its ow
 `PythonEnvironment`, so a visitor's episode, solution and kernel are theirs alone.
 A session opens on the visitor's first action and closes when the page goes away
 (Gradio's unload event) or when Gradio drops the visitor's state after the idle
-timeout. At most `capacity` are open at once; one more gets `SessionLimitError`.
+timeout. At most `capacity` are open at once: when full, sessions idle past the
+timeout are closed first (should Gradio never have reported them), and then one more
+gets `SessionLimitError`.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .python_env_environment import PythonEnvironment
@@ -34,14 +38,28 @@ class Visitor:
     view: View = field(default_factory=View)
     lock: threading.Lock = field(default_factory=threading.Lock)
     closed: bool = False
+    last_used: float = field(default_factory=time.monotonic)
+
+    @contextmanager
+    def use(self) -> Iterator[None]:
+        """Hold the visitor for one click; it counts as in use until the click is done."""
+        with self.lock:
+            self.last_used = time.monotonic()
+            try:
+                yield
+            finally:
+                self.last_used = time.monotonic()
 
 
 class WebSessions:
     """The open visitors, by session hash."""
 
-    def __init__(self, factory: Callable[[], PythonEnvironment], capacity: int) -> None:
+    def __init__(
+        self, factory: Callable[[], PythonEnvironment], capacity: int, idle_timeout_s: float
+    ) -> None:
         self._factory = factory
         self.capacity = capacity
+        self.idle_timeout_s = idle_timeout_s
         self._open: dict[str, Visitor] = {}
         self._lock = threading.Lock()
 
@@ -53,13 +71,26 @@ class WebSessions:
         """The visitor of this session, created on first use."""
         with self._lock:
             visitor = self._open.get(session_hash)
-            if visitor is None:
+            full = len(self._open) >= self.capacity
+        if visitor is not None:
+            return visitor
+        if full:
+            self._close_idle()
+        with self._lock:
+            if (visitor := self._open.get(session_hash)) is None:
                 if len(self._open) >= self.capacity:
                     raise SessionLimitError(
                         f"all {self.capacity} web sessions are in use; try again later"
                     )
                 visitor = self._open[session_hash] = Visitor(session_hash, self._factory())
             return visitor
+
+    def _close_idle(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            idle = [v for v in self._open.values() if now - v.last_used >= self.idle_timeout_s]
+        for visitor in idle:
+            self.close(visitor.session_hash, visitor)
 
     def close(self, session_hash: str, visitor: Visitor | None = None) -> None:
         """End a session (its page is gone) and free its kernel; with `visitor`, only if

@@ -12,6 +12,7 @@ is laid out here, drawn by `web_render.py` and styled by `web_ui.css`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, get_args
@@ -144,12 +145,16 @@ class _Play:
         visitor: Visitor | None,
         request: gr.Request,
     ) -> tuple[Any, ...]:
+        if not request.session_hash:  # every page load has one; a bare API call may not
+            return self.render(None, error="reset failed: no browser session")
         try:
             if visitor is None or visitor.closed:
-                visitor = self.sessions.open(request.session_hash or "")
+                visitor = self.sessions.open(request.session_hash)
         except SessionLimitError as exc:
             return self.render(None, error=f"reset failed: {_error_text(exc)}")
-        with visitor.lock:
+        with visitor.use():
+            if visitor.closed:  # closed as idle between `open` and now
+                return self.render(None, error=self.no_session)
             try:
                 obs = visitor.env.reset(**reset_options(mode, family, difficulty, task_id))
             except Exception as exc:
@@ -191,12 +196,17 @@ class _Play:
 
     def leave(self, request: gr.Request) -> None:
         """The page is gone (closed or reloaded): end its session now."""
-        self.sessions.close(request.session_hash or "")
+        if request.session_hash:
+            self.sessions.close(request.session_hash)
 
-    def _act(self, visitor: Visitor | None, kind: str, steps: Any) -> tuple[Any, ...]:
-        if visitor is None or visitor.closed:
+    def _act(
+        self, visitor: Visitor | None, kind: str, steps: Callable[[Visitor], None]
+    ) -> tuple[Any, ...]:
+        if visitor is None:
             return self.render(None, error=self.no_session)
-        with visitor.lock:
+        with visitor.use():
+            if visitor.closed:
+                return self.render(None, error=self.no_session)
             if problem := _refusal(visitor.view, kind):
                 return self.render(visitor, error=problem)
             try:
@@ -389,7 +399,9 @@ def build_python_tab(
     `web_manager` (OpenEnv's one shared environment) alone: every visitor gets their own."""
     probe = PythonEnvironment()
     settings = probe.runtime.settings
-    sessions = WebSessions(PythonEnvironment, capacity=settings.max_concurrent_envs)
+    sessions = WebSessions(
+        PythonEnvironment, settings.max_concurrent_envs, settings.session_timeout_s
+    )
     summaries = sorted(probe.list_tasks("all"), key=lambda s: s["id"])
     play = _Play(sessions, summaries, settings.session_timeout_s)
     with gr.Blocks(title=title) as demo:

@@ -19,7 +19,7 @@ def _with_kernel(sessions: WebSessions, session_hash: str):
 
 
 def test_each_session_has_its_own_environment() -> None:
-    sessions = WebSessions(PythonEnvironment, capacity=4)
+    sessions = WebSessions(PythonEnvironment, capacity=4, idle_timeout_s=600)
     a, b = _with_kernel(sessions, "a"), _with_kernel(sessions, "b")
     try:
         assert sessions.open("a") is a and a.env is not b.env and len(sessions) == 2
@@ -31,7 +31,7 @@ def test_each_session_has_its_own_environment() -> None:
 
 
 def test_closing_frees_the_kernel_once() -> None:
-    sessions = WebSessions(PythonEnvironment, capacity=4)
+    sessions = WebSessions(PythonEnvironment, capacity=4, idle_timeout_s=600)
     visitor = _with_kernel(sessions, "a")
     sessions.close("a")
     assert visitor.closed and not visitor.env.state.kernel_alive and len(sessions) == 0
@@ -42,7 +42,7 @@ def test_closing_frees_the_kernel_once() -> None:
 
 
 def test_expiry_of_an_old_visitor_spares_the_new_one() -> None:
-    sessions = WebSessions(PythonEnvironment, capacity=4)
+    sessions = WebSessions(PythonEnvironment, capacity=4, idle_timeout_s=600)
     old = sessions.open("a")
     sessions.close("a")
     new = _with_kernel(sessions, "a")
@@ -52,13 +52,23 @@ def test_expiry_of_an_old_visitor_spares_the_new_one() -> None:
 
 
 def test_sessions_are_bounded() -> None:
-    sessions = WebSessions(PythonEnvironment, capacity=1)
+    sessions = WebSessions(PythonEnvironment, capacity=1, idle_timeout_s=600)
     sessions.open("a")
     with pytest.raises(SessionLimitError, match="all 1 web sessions") as refused:
         sessions.open("b")
     assert refused.value.code == "CAPACITY_REACHED" and len(sessions) == 1
     sessions.close("a")
     sessions.open("b")
+    sessions.close("b")
+
+
+def test_a_full_house_first_closes_idle_sessions() -> None:
+    """Should Gradio never report a visitor gone, the idle timeout still frees the seat."""
+    sessions = WebSessions(PythonEnvironment, capacity=1, idle_timeout_s=0)
+    gone = _with_kernel(sessions, "a")
+    new = sessions.open("b")
+    assert gone.closed and not gone.env.state.kernel_alive and not new.closed
+    assert len(sessions) == 1
     sessions.close("b")
 
 
