@@ -152,19 +152,17 @@ def _parent(pid: int) -> int | None:
     return int(raw[raw.rfind(")") + 2 :].split()[1])
 
 
-def _sandbox_pids(server: Server) -> set[int]:
+def _kernel_pids(server: Server) -> set[int]:
     """The server's kernels: sandbox processes below its zygotes (which start lazily, one
     per worker slot, as children of the server)."""
     return {p for p in descendants(server.pid) if _parent(p) not in (server.pid, None)}
 
 
 def _ended(server: Server, pids: set[int], within_s: float) -> None:
-    """Wait (bounded) until none of these sandbox processes of the server is alive."""
+    """Wait (bounded) until none of these kernels of the server is alive."""
     start = time.monotonic()
-    while alive := pids & _sandbox_pids(server):
-        assert time.monotonic() < start + within_s, (
-            f"sandbox processes {alive} outlived their session"
-        )
+    while alive := pids & _kernel_pids(server):
+        assert time.monotonic() < start + within_s, f"kernels {alive} outlived their session"
         time.sleep(0.5)
     print(f"session ended {time.monotonic() - start:.1f} s later")
 
@@ -310,13 +308,13 @@ def test_each_visitor_plays_their_own_episode(visitors, web_process: Server, ban
     _free_sandbox(bob, web_process.url)  # with one shared environment, this ends Alice's task
     expect(bob.locator("#pe-statement")).to_contain_text("Free sandbox")
 
-    before = _sandbox_pids(web_process)
+    before = _kernel_pids(web_process)
     _run(alice, 'secret = "alice"\nprint("alice ran")\n', "alice ran\n")
-    alice_kernel = _sandbox_pids(web_process) - before
+    alice_kernel = _kernel_pids(web_process) - before
     assert alice_kernel, "Alice's persistent run should have started her kernel"
-    before = _sandbox_pids(web_process)
+    before = _kernel_pids(web_process)
     _run(bob, 'mine = "bob"\nprint(globals().get("secret"))\n', "None\n")  # not Alice's
-    bob_kernel = _sandbox_pids(web_process) - before
+    bob_kernel = _kernel_pids(web_process) - before
     assert bob_kernel and not bob_kernel & alice_kernel
 
     # Alice's episode is still her task: her Test saves her editor, then runs its tests.
@@ -335,7 +333,7 @@ def test_each_visitor_plays_their_own_episode(visitors, web_process: Server, ban
     # Alice leaves: her session ends and her kernel with it; Bob's lives on.
     alice.context.close()
     _ended(web_process, alice_kernel, within_s=120)
-    assert bob_kernel <= _sandbox_pids(web_process)
+    assert bob_kernel <= _kernel_pids(web_process)
     _run(bob, "print(mine)\n", "bob\n")
 
 
@@ -345,9 +343,9 @@ def test_idle_visitor_is_dropped_and_seats_are_bounded(visitors, one_seat_server
     first, second = visitors("first"), visitors("second")
     _free_sandbox(first, one_seat_server.url)
     expect(first.locator("#pe-statement")).to_contain_text("Free sandbox")
-    before = _sandbox_pids(one_seat_server)
+    before = _kernel_pids(one_seat_server)
     _run(first, "kept = 1\nprint(kept)\n", "1\n")
-    first_kernel = _sandbox_pids(one_seat_server) - before
+    first_kernel = _kernel_pids(one_seat_server) - before
     assert first_kernel
 
     _free_sandbox(second, one_seat_server.url)  # the one seat is taken
