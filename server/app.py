@@ -41,8 +41,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         ),
         state_cls=PythonState,
         gradio_builder=gradio_builder,
-        custom_tab_name="Python",
-        custom_tab_primary=True,
+        # Only the Python tab: OpenEnv's Playground would share one environment.
+        show_default_tab=False,
     )
 
     # Start the sandbox and load the task bank before serving, so /health means "ready"
