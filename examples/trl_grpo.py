@@ -3,6 +3,7 @@
 Start a server first (`python -m python_env.server.app --port 8000`), then:
 
     pip install torch "trl==1.16.*" transformers accelerate datasets
+    # (or, on CPU here: bash scripts/grpo-tier.sh --install, then .venv-grpo/bin/python)
     python examples/trl_grpo.py --base-url http://127.0.0.1:8000 --mode tools
     python examples/trl_grpo.py --base-url http://127.0.0.1:8000 --mode text --family fix-syntax
 
@@ -330,27 +331,25 @@ def make_recorder(trainer: Any) -> Any:
 
 
 def summarize(args: argparse.Namespace, trainer: Any, recorder: Any, extra: dict) -> dict:
-    counts = {"assistant_turns": 0, "parsed_calls": 0, "unparsed_calls": 0}
-    for step in recorder.steps:
-        for key in counts:
-            counts[key] += step["tool_calls"][key]
-    attempted = counts["parsed_calls"] + counts["unparsed_calls"]
-    return {
+    out: dict[str, Any] = {
         "mode": args.mode,
         "optimizer_steps": trainer.state.global_step,
         "rollouts_per_step": trainer.args.generation_batch_size,
         "steps": recorder.steps,
-        "tool_calls": {
+    }
+    if args.mode == "tools":
+        counts = {"assistant_turns": 0, "parsed_calls": 0, "unparsed_calls": 0}
+        for step in recorder.steps:
+            for key in counts:
+                counts[key] += step["tool_calls"][key]
+        attempted = counts["parsed_calls"] + counts["unparsed_calls"]
+        turns = counts["assistant_turns"]
+        out["tool_calls"] = {
             **counts,
             "parse_fraction": counts["parsed_calls"] / attempted if attempted else None,
-            "call_turn_fraction": (
-                counts["parsed_calls"] / counts["assistant_turns"]
-                if counts["assistant_turns"]
-                else None
-            ),
-        },
-        **extra,
-    }
+            "call_turn_fraction": counts["parsed_calls"] / turns if turns else None,
+        }
+    return {**out, **extra}
 
 
 # -- the run -------------------------------------------------------------------------------
