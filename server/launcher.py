@@ -65,9 +65,13 @@ class Server:
 
 
 @contextlib.contextmanager
-def run_server(startup_timeout_s: float = 120.0, **env: str) -> Iterator[Server]:
+def run_server(
+    startup_timeout_s: float = 120.0, module: str = "python_env.server.app", **env: str
+) -> Iterator[Server]:
     """`python -m python_env.server.app` on 127.0.0.1 with extra env vars (e.g.
     MAX_CONCURRENT_ENVS="256"); yields once /health answers, terminates on exit.
+    `module` serves another entry point taking the same `--host`/`--port` (a test's
+    instrumented server).
 
     The server's log goes to a temp file, never a pipe: uvicorn logs every WebSocket
     open and close, and a pipe nobody reads would fill up and block the server.
@@ -80,7 +84,7 @@ def run_server(startup_timeout_s: float = 120.0, **env: str) -> Iterator[Server]
             [
                 sys.executable,
                 "-m",
-                "python_env.server.app",
+                module,
                 "--host",
                 "127.0.0.1",
                 "--port",

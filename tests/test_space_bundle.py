@@ -21,7 +21,15 @@ push = pytest.importorskip("openenv.cli.commands.push")
 
 ROOT = Path(__file__).resolve().parents[1]
 HF_COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
-LOCAL_ONLY = {".git", ".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+LOCAL_ONLY = {
+    ".git",
+    ".venv",
+    ".venv-grpo",
+    "__pycache__",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+}
 
 
 def _front_matter(readme: str) -> dict:
