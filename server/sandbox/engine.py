@@ -104,9 +104,12 @@ class Sandbox:
         *,
         disable: Iterable[str] = (),
         fault: str = "",
+        python: str | None = None,
     ) -> None:
         """`disable`: isolation layers to turn off on purpose. `fault` (tests only):
-        "spawn" makes every start of a child fail as an infrastructure fault would."""
+        "spawn" makes every start of a child fail as an infrastructure fault would.
+        `python`: the interpreter the zygotes (so all agent code) run under; default
+        the server's own."""
         self.slots = max(1, slots or os.cpu_count() or 1)
         self.limits = limits or Limits()
         disabled = set(disable)
@@ -126,7 +129,7 @@ class Sandbox:
             "private_roots": [os.path.dirname(os.path.dirname(here))],
             "probe_uid": self._uid0,
         }
-        self._zygotes = [ZygoteHandle(options) for _ in range(self.slots)]
+        self._zygotes = [ZygoteHandle(options, python) for _ in range(self.slots)]
         self._pool = SlotPool(self.slots)
         self._counter = itertools.count()
         self._kernel_uids = itertools.count()

@@ -38,8 +38,9 @@ class ZygoteLost(SandboxError):
 class ZygoteHandle:
     """One zygote process; restarted transparently when it has died."""
 
-    def __init__(self, options: dict[str, Any]) -> None:
+    def __init__(self, options: dict[str, Any], python: str | None = None) -> None:
         self.options = options
+        self.python = python or sys.executable  # the interpreter agent code runs under
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._ctl: socket.socket | None = None
@@ -64,7 +65,7 @@ class ZygoteHandle:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pkg_dir = os.path.dirname(os.path.abspath(__file__))
         cmd = [
-            sys.executable,
+            self.python,
             "-s",
             "-P",
             "-c",
