@@ -76,6 +76,7 @@ class PythonMetadata(EnvironmentMetadata):
     isolation: dict[str, Any]
     limits: dict[str, Any]
     max_concurrent_envs: int
+    runtime: dict[str, Any]  # the Python agent code runs under: path, version, packages
 
 
 class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState]):
@@ -219,6 +220,7 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
                 "slots": runtime.sandbox.slots,
             },
             max_concurrent_envs=settings.max_concurrent_envs,
+            runtime=runtime.agent.as_dict(),
         )
 
     # -- OpenEnv's task API (read-only: ids, family, difficulty, title; no hidden data) --
