@@ -16,7 +16,7 @@ from python_env import PythonAction, PythonEnv
 from python_env.server import sandbox_runtime
 from python_env.server.config import Settings
 from python_env.server.launcher import run_server
-from python_env.server.sandbox import Sandbox
+from python_env.server.sandbox import Limits, Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIREMENTS = ROOT / "runtime" / "requirements.txt"
@@ -147,6 +147,16 @@ def test_every_isolation_layer_comes_up_under_the_runtime_interpreter(declared):
         )
         r = sb.run(code)
         assert r.stdout == f"{declared} denied\n", r.stderr
+
+
+def test_blas_starts_no_threads_so_the_process_limit_never_breaks_an_import(declared):
+    """numpy and scipy start a BLAS thread per host CPU at import unless told otherwise;
+    on a host with more CPUs than the process limit the import then fails. One process
+    allowed (below this host's CPU count) stands in for such a host."""
+    with Sandbox(slots=1, python=declared, limits=Limits(max_processes=1)) as sb:
+        code = "import numpy as np, scipy.linalg\na = np.ones((300, 300))\nprint((a @ a)[0, 0])"
+        r = sb.run(code)
+        assert (r.stdout, r.exit_code) == ("300.0\n", 0), r.stderr[-1000:]
 
 
 def test_a_users_own_interpreter_is_honoured(tmp_path):
