@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import venv
 from pathlib import Path
@@ -102,6 +103,18 @@ def test_pins_are_exact_and_cover_the_promised_packages():
     assert promised <= set(p)
 
 
+def test_the_image_builds_the_runtime_and_points_the_server_at_it():
+    """The Docker tier runs the image; this checks the wiring without Docker: the venv
+    runtime/install.sh builds is the one PYTHON_ENV_RUNTIME_PYTHON names, and a host's
+    own .venv-runtime never enters the build context."""
+    text = (ROOT / "server" / "Dockerfile").read_text()
+    install = re.search(r"RUN bash runtime/install.sh (\S+)", text)
+    setting = re.search(r"ENV PYTHON_ENV_RUNTIME_PYTHON=(\S+)", text)
+    assert install and setting and setting.group(1) == f"{install.group(1)}/bin/python"
+    assert text.index("runtime/install.sh") < text.index("COPY . /app/env")  # own layer
+    assert ".venv-runtime" in (ROOT / ".dockerignore").read_text().split()
+
+
 def test_metadata_lists_the_declared_runtime_and_exactly_its_pins(server, declared):
     import httpx
 
@@ -157,6 +170,17 @@ def test_blas_starts_no_threads_so_the_process_limit_never_breaks_an_import(decl
         code = "import numpy as np, scipy.linalg\na = np.ones((300, 300))\nprint((a @ a)[0, 0])"
         r = sb.run(code)
         assert (r.stdout, r.exit_code) == ("300.0\n", 0), r.stderr[-1000:]
+
+
+def test_the_zygote_pre_imports_numpy_where_the_runtime_has_it(declared, tmp_path):
+    """Chosen by benchmarks/bench_warm_imports.py; an interpreter without numpy still
+    gets a working zygote."""
+    venv.create(tmp_path / "bare", with_pip=False, symlinks=True)
+    code = "import sys\nprint('numpy' in sys.modules, 'sympy' in sys.modules)"
+    with Sandbox(slots=1, python=declared) as sb:
+        assert sb.run(code).stdout == "True False\n"
+    with Sandbox(slots=1, python=str(tmp_path / "bare" / "bin" / "python")) as sb:
+        assert sb.run(code).stdout == "False False\n"
 
 
 def test_a_users_own_interpreter_is_honoured(tmp_path):
