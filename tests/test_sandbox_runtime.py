@@ -17,6 +17,7 @@ from python_env import PythonAction, PythonEnv
 from python_env.server import sandbox_runtime
 from python_env.server.config import Settings
 from python_env.server.launcher import run_server
+from python_env.server.runtime import build_sandbox
 from python_env.server.sandbox import Limits, Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -223,11 +224,13 @@ def test_an_interpreter_that_cannot_run_the_sandbox_is_refused(setting, message)
     assert f"PYTHON_ENV_RUNTIME_PYTHON={setting}" in str(err.value)
 
 
-def test_the_setting_is_read_from_the_environment(monkeypatch):
-    """The server's start (get_runtime) inspects `Settings.runtime_python`: a bad value
-    stops it with the reason instead of falling back silently."""
-    monkeypatch.setenv("PYTHON_ENV_RUNTIME_PYTHON", "/nonexistent/python")
-    settings = Settings.from_env()
+def test_the_setting_reaches_the_sandbox_and_a_bad_one_is_refused():
+    """The server's start (get_runtime) inspects `Settings.runtime_python` and builds its
+    sandbox from the same settings: a bad value stops it with the reason instead of
+    falling back silently."""
+    settings = Settings.from_env({"PYTHON_ENV_RUNTIME_PYTHON": "/nonexistent/python"})
     assert settings.runtime_python == "/nonexistent/python"
     with pytest.raises(sandbox_runtime.RuntimeConfigError, match="no executable file"):
         sandbox_runtime.inspect(settings.runtime_python)
+    with build_sandbox(Settings.from_env({"PYTHON_ENV_RUNTIME_PYTHON": sys.executable})) as sb:
+        assert sb.run("import sys; print(sys.executable)").stdout == f"{sys.executable}\n"
