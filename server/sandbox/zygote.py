@@ -242,7 +242,7 @@ def warm_up() -> None:
     for name in WARM_IMPORTS:
         try:
             __import__(name)
-        except ImportError:  # numpy, in an interpreter without it
+        except Exception:  # noqa: BLE001 - numpy missing or broken in this interpreter
             pass
     ns: dict[str, Any] = {"__name__": "__warm__"}
     exec(compile(WARM_CODE, "<warm>", "exec"), ns)
