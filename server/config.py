@@ -33,6 +33,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     sandbox_disable: tuple[str, ...] = ()  # isolation layers turned off on purpose
     sandbox_fault: str = ""  # test-only fault injection (see Sandbox)
+    runtime_python: str = ""  # the interpreter agent code runs under; "" = see sandbox_runtime
     # the task bank
     procedural: bool = False
     task_paths: tuple[str, ...] = ()
@@ -66,6 +67,7 @@ class Settings:
             limits=limits,
             sandbox_disable=_list(get("PYTHON_ENV_SANDBOX_DISABLE") or ""),
             sandbox_fault=get("PYTHON_ENV_SANDBOX_FAULT") or "",
+            runtime_python=get("PYTHON_ENV_RUNTIME_PYTHON") or "",
             procedural=_flag(get("PYTHON_ENV_PROCEDURAL") or ""),
             task_paths=_list(get("PYTHON_ENV_TASKS") or "", os.pathsep),
             humaneval=_flag(get("PYTHON_ENV_HUMANEVAL") or ""),

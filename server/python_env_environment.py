@@ -79,6 +79,7 @@ class PythonMetadata(EnvironmentMetadata):
     max_concurrent_envs: int
     grading_version: str = GRADING_VERSION
     bank_hash: str = ""
+    runtime: dict[str, Any]  # the Python agent code runs under: path, version, packages
 
 
 class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState]):
@@ -224,6 +225,7 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
             max_concurrent_envs=settings.max_concurrent_envs,
             grading_version=GRADING_VERSION,
             bank_hash=runtime.bank.digest(),
+            runtime=runtime.agent.as_dict(),
         )
 
     # -- OpenEnv's task API (read-only: ids, family, difficulty, title; no hidden data) --

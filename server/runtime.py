@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from .config import Settings
 from .grading import Grader
 from .sandbox import Sandbox
+from .sandbox_runtime import SandboxRuntime, choose, inspect
 from .tasks import TaskBank, default_bank
 
 
@@ -21,6 +22,7 @@ class Runtime:
     sandbox: Sandbox
     bank: TaskBank
     grader: Grader
+    agent: SandboxRuntime  # the Python agent code runs under, and its packages
 
 
 _lock = threading.Lock()
@@ -39,6 +41,7 @@ def build_sandbox(settings: Settings) -> Sandbox:
         limits=settings.limits,
         disable=settings.sandbox_disable,
         fault=settings.sandbox_fault,
+        python=choose(settings.runtime_python).python,
     )
 
 
@@ -48,9 +51,10 @@ def get_runtime() -> Runtime:
     with _lock:
         if _runtime is None:
             settings = Settings.from_env()
+            agent = inspect(settings.runtime_python)  # refuses an unusable interpreter
             sandbox = build_sandbox(settings)
             atexit.register(sandbox.close)
-            _runtime = Runtime(settings, sandbox, served_bank(settings), Grader(sandbox))
+            _runtime = Runtime(settings, sandbox, served_bank(settings), Grader(sandbox), agent)
         return _runtime
 
 

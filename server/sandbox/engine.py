@@ -157,9 +157,12 @@ class Sandbox:
         *,
         disable: Iterable[str] = (),
         fault: str = "",
+        python: str | None = None,
     ) -> None:
         """`disable`: isolation layers to turn off on purpose. `fault` (tests only):
-        "spawn" makes every start of a child fail as an infrastructure fault would."""
+        "spawn" makes every start of a child fail as an infrastructure fault would.
+        `python`: the interpreter the zygotes (so all agent code) run under; default
+        the server's own."""
         self.slots = max(1, slots or os.cpu_count() or 1)
         self.limits = limits or Limits()
         disabled = set(disable)
@@ -197,7 +200,7 @@ class Sandbox:
                     sb = SlotBudget(self.budgets, f"{self.owner_tag}-s{slot}", self.limits)
                 self._slot_budgets.append(sb)
                 on_start = sb.zygote_started if sb is not None else None
-                self._zygotes.append(ZygoteHandle(dict(options, areas=areas), on_start))
+                self._zygotes.append(ZygoteHandle(dict(options, areas=areas), python, on_start))
         except BaseException:
             _close_all(self._zygotes, self._base, self._lock_fd, self._slot_budgets, None)
             raise

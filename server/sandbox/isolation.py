@@ -66,6 +66,11 @@ BASE_ENV = {
     "PYTHONHASHSEED": "0",
     "PYTHONDONTWRITEBYTECODE": "1",
     "PYTHONIOENCODING": "utf-8",
+    # one BLAS/OpenMP thread per run: numpy/scipy would start one per host CPU at
+    # import, more than the process limit allows on a large host (the import then fails)
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
 }
 DEVICES_RW = _DEVICES_RW
 

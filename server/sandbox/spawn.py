@@ -39,9 +39,13 @@ class ZygoteHandle:
     """One zygote process; restarted transparently when it has died."""
 
     def __init__(
-        self, options: dict[str, Any], on_start: Callable[[int], None] | None = None
+        self,
+        options: dict[str, Any],
+        python: str | None = None,
+        on_start: Callable[[int], None] | None = None,
     ) -> None:
         self.options = options
+        self.python = python or sys.executable  # the interpreter agent code runs under
         self.on_start = on_start  # called with the pid of each (re)started zygote
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -66,7 +70,7 @@ class ZygoteHandle:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pkg_dir = os.path.dirname(os.path.abspath(__file__))
         cmd = [
-            sys.executable,
+            self.python,
             "-s",
             "-P",
             "-c",

@@ -57,6 +57,7 @@ WARM_IMPORTS = (
     "io",
     "json",
     "time",
+    # stdlib only: benchmarks/bench_warm_imports.py measured numpy at +21 % CPU per run
 )
 WARM_CODE = """
 import math, collections
@@ -273,7 +274,10 @@ def _unprotect() -> None:
 
 def warm_up() -> None:
     for name in WARM_IMPORTS:
-        __import__(name)
+        try:
+            __import__(name)
+        except Exception:  # noqa: BLE001 - a module this interpreter lacks
+            pass
     ns: dict[str, Any] = {"__name__": "__warm__"}
     exec(compile(WARM_CODE, "<warm>", "exec"), ns)
     harness.dumps(harness.to_plain({"a": [1, 2.5, None, (3,)], "b": {1, 2}}))
