@@ -54,7 +54,7 @@ class TreeBudget:
     def tasks(self) -> int:
         raise NotImplementedError
 
-    def busy(self) -> bool:
+    def busy(self, first_alive: bool = False) -> bool:
         """Does anything but the first process's main thread exist (a child, a thread)?"""
         pids = self.pids()
         return any(p != self.first for p in pids) or self.tasks() > len(pids)
@@ -145,9 +145,11 @@ class CgroupBudget(TreeBudget):
     def tasks(self) -> int:
         return self.cg.tasks()
 
-    def busy(self) -> bool:
-        n = self.cg.tasks()  # one read in the common cases (idle: 1, busy: > 1)
-        return n > 1 or (n == 1 and self.cg.pids() != [self.first])
+    def busy(self, first_alive: bool = False) -> bool:
+        """`first_alive`: the caller knows the first process lives, so one read of the
+        task count answers (the kernel asks after every cell)."""
+        n = self.cg.tasks()
+        return n > 1 or (n == 1 and not first_alive and self.cg.pids() != [self.first])
 
     def freeze(self) -> None:
         self.cg.freeze()

@@ -25,14 +25,11 @@ from .capture import StreamCap, parse_line, read_some
 from .engine import check_files, remove_tree
 from .records import Limits, RunResult, SandboxError, run_result
 from .spawn import ZygoteLost, devnull, memfd, sigkill
+from .syscalls import process_cpu_s
 from .treebudget import RunGuard
 
 if TYPE_CHECKING:
     from .engine import Sandbox
-
-
-def _cpu_clock(pid: int) -> int:
-    return ((~pid) << 3) | 2  # MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
 
 
 class _Proc:
@@ -68,10 +65,7 @@ class _Proc:
         self._fd_lock = threading.Lock()  # kill() may come from another thread
 
     def cpu_s(self) -> float | None:
-        try:
-            return time.clock_gettime(_cpu_clock(self.pid))
-        except OSError:
-            return None
+        return process_cpu_s(self.pid)
 
     def poll_exit(self, timeout: float | None = 0.0) -> dict[str, Any] | None:
         if self.exit is None:
@@ -115,7 +109,7 @@ class _Proc:
     def settle(self) -> None:
         """Nothing of the session runs between its cells: freeze what the cell left
         running (children, threads), if anything; the next cell thaws it."""
-        if self.budget is not None and self.exit is None and self.budget.busy():
+        if self.budget is not None and self.exit is None and self.budget.busy(first_alive=True):
             self.budget.freeze()
             self.frozen = True
 

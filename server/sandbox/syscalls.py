@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import time
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -82,3 +83,12 @@ def close_fds_from(low: int) -> None:
     """Close every fd >= low (close_range, falling back to closerange)."""
     if libc.syscall(436, ctypes.c_uint(low), ctypes.c_uint(0xFFFFFFFF), 0) != 0:
         os.closerange(low, 65536)
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """CPU time of a process we may signal (all its threads), in seconds, at ns
+    precision; None once it is gone."""
+    try:
+        return time.clock_gettime(((~pid) << 3) | 2)  # MAKE_PROCESS_CPUCLOCK(pid, SCHED)
+    except OSError:
+        return None

@@ -25,6 +25,7 @@ import time
 from . import cgroups
 from .budget import CGROUP_V1, Budgets, ProcBudget, TreeBudget
 from .records import Limits
+from .syscalls import process_cpu_s
 
 ZYGOTE_SLACK = 32 << 20  # the zygote's own allocations after it joined its slot's group
 MIN_CHECK_S = 0.01
@@ -62,12 +63,19 @@ class RunGuard:
         return False
 
     def on_oom(self) -> None:
-        if self.oom_fd is not None:
-            try:
-                os.read(self.oom_fd, 8)
-            except OSError:
-                pass
+        _drain(self.oom_fd)
         self.memory_hit = True
+
+
+def _drain(fd: int | None) -> bool:
+    """Read an eventfd without blocking: True if it had fired."""
+    if fd is None:
+        return False
+    try:
+        os.read(fd, 8)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def tree_limits(limits: Limits) -> tuple[int, int]:
@@ -84,6 +92,7 @@ class SlotBudget:
         self.cg: cgroups.Cgroup | None = None
         self.proc: ProcBudget | None = None
         self.oom_fd: int | None = None
+        self.zygote = 0
         if budgets.mechanism == CGROUP_V1:
             self.cg = cgroups.Cgroup.create(budgets.prefix, name)
             try:  # two processes per graded run, plus the zygote (and kernels it forks)
@@ -99,11 +108,17 @@ class SlotBudget:
         """Put a (re)started zygote into the slot's group; its forks follow."""
         if self.cg is not None:
             self.cg.attach(pid)
+            self.zygote = pid
+
+    def _runs_cpu_s(self) -> float:
+        """The group's CPU less the zygote's own (forking is not the run's doing)."""
+        assert self.cg is not None
+        return self.cg.cpu_s() - (process_cpu_s(self.zygote) or 0.0)
 
     def begin(self, limits: Limits) -> RunGuard:
         if self.cg is not None:
-            self.cg.reset()  # zero the counters, drain the OOM event of an earlier run
-            return RunGuard(self.oom_fd, self.cg.cpu_s, limits)
+            _drain(self.oom_fd)  # an OOM event of an earlier run
+            return RunGuard(self.oom_fd, self._runs_cpu_s, limits)
         assert self.proc is not None
         return RunGuard(None, self.proc.cpu_s, limits)
 
@@ -114,8 +129,8 @@ class SlotBudget:
 
     def end(self, guard: RunGuard) -> bool:
         """After the run: True if its tree went over its memory budget."""
-        if self.cg is not None:
-            return guard.memory_hit or self.cg.oom_kills() > 0
+        if self.cg is not None:  # an OOM right at the end is still in the eventfd
+            return guard.memory_hit or _drain(self.oom_fd)
         assert self.proc is not None
         exceeded = self.proc.memory_exceeded()
         self.proc.reset()  # kill what is left of the run (escaped descendants)
