@@ -81,4 +81,5 @@ _LIMIT_VARS = {
     "memory_mb": "PYTHON_ENV_MEMORY_MB",
     "max_output_bytes": "PYTHON_ENV_MAX_OUTPUT_BYTES",
     "disk_mb": "PYTHON_ENV_DISK_MB",
+    "cpu_cores": "PYTHON_ENV_CPU_CORES",
 }

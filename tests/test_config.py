@@ -26,6 +26,7 @@ def test_every_variable_reaches_its_field() -> None:
             "PYTHON_ENV_MEMORY_MB": "300",
             "PYTHON_ENV_MAX_OUTPUT_BYTES": "1000",
             "PYTHON_ENV_DISK_MB": "64",
+            "PYTHON_ENV_CPU_CORES": "0.5",
             "PYTHON_ENV_SANDBOX_DISABLE": "seccomp, landlock",
             "PYTHON_ENV_PROCEDURAL": "1",
             "PYTHON_ENV_TASKS": "/a.jsonl:/b.jsonl",
@@ -35,7 +36,7 @@ def test_every_variable_reaches_its_field() -> None:
     assert (s.port, s.max_concurrent_envs, s.session_timeout_s, s.slots) == (9001, 7, 12.5, 3)
     assert s.web_interface and s.procedural and s.humaneval
     assert s.limits == Limits(
-        wall_s=4.0, cpu_s=2.5, memory_mb=300, max_output_bytes=1000, disk_mb=64
+        wall_s=4.0, cpu_s=2.5, memory_mb=300, max_output_bytes=1000, disk_mb=64, cpu_cores=0.5
     )
     assert s.sandbox_disable == ("seccomp", "landlock")
     assert s.task_paths == ("/a.jsonl", "/b.jsonl")
