@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -205,6 +206,45 @@ def test_hostile_programs_are_contained(root_container: Started) -> None:
     assert root_container.run("print(6 * 7)", persistent=False).stdout == "42\n"
 
 
+def check_tree_budgets(started: Started) -> None:
+    """Whole-run containment where no cgroup is writable: the /proc watcher holds a tree's
+    memory, and what a kernel cell leaves running is frozen until the next cell."""
+    meta = httpx.get(f"{started.base_url}/metadata", timeout=30).json()["isolation"]
+    assert "proc_watch" in meta["active"] and "cgroup_v1" in meta["unavailable"], meta
+    started.env.reset(mode="free")
+    run = started.run(
+        "import os, time\n"
+        "for i in range(8):\n"  # 8 x 100 MB: each under 512 MB, together over it
+        "    if os.fork() == 0:\n"
+        "        x = b'x' * (100 << 20)\n"
+        "        time.sleep(3)\n"
+        "        os._exit(0)\n"
+        "time.sleep(3.5)\n"
+        "print('held 800 MB')\n",
+        persistent=False,
+    )
+    assert run.memory_exceeded and "held" not in run.stdout, run
+    ticker = (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    while True:\n"
+        "        open('ticks', 'a').write('.')\n"
+        "        time.sleep(0.01)\n"
+        "time.sleep(0.3)\n"
+        "print(len(open('ticks').read()))\n"
+    )
+    first = int(started.run(ticker).stdout)
+    time.sleep(1.0)  # between cells: the ticking child must not run
+    second = int(started.run("print(len(open('ticks').read()))").stdout)
+    assert first > 0 and second - first < 10, (first, second)  # ~100 if it had run
+    started.env.reset(mode="free")
+    assert started.run("print(6 * 7)").stdout == "42\n"
+
+
+def test_whole_run_budgets_hold_in_the_default_runtime(root_container: Started) -> None:
+    check_tree_budgets(root_container)
+
+
 def test_isolation_report_inside_docker(root_container: Started) -> None:
     meta = httpx.get(f"{root_container.base_url}/metadata", timeout=30).json()
     isolation = meta["isolation"]
@@ -233,8 +273,12 @@ def test_cap_sys_admin_restores_the_namespaces(docker_image: str) -> None:
     started = _start(docker_image, env_vars=LIMITS, extra_args=extra)
     try:
         isolation = httpx.get(f"{started.base_url}/metadata", timeout=30).json()["isolation"]
-        assert {"pid_namespace", "net_namespace", "mount_namespace"} <= set(isolation["active"])
-        assert isolation["unavailable"] == {}, isolation
+        namespaces = {"pid_namespace", "ipc_namespace", "net_namespace", "mount_namespace"}
+        assert namespaces | {"private_tmpfs"} <= set(isolation["active"])
+        # one tree-budget mechanism holds: cgroups if Docker gave a writable hierarchy
+        budgets = {"cgroup_v1", "proc_watch"}
+        assert set(isolation["unavailable"]) <= budgets, isolation
+        assert len(budgets & set(isolation["active"])) == 1, isolation
         started.env.reset(mode="free")
         assert started.run("print(6 * 7)").stdout == "42\n"
     finally:
@@ -257,6 +301,7 @@ def test_image_runs_as_uid_1000_like_a_space(docker_image: str) -> None:
         assert ALWAYS <= set(isolation["active"])
         page = httpx.get(f"{started.base_url}/web/", timeout=30, follow_redirects=True)
         assert page.status_code == 200 and "gradio" in page.text.lower()
+        check_tree_budgets(started)
     finally:
         started.env.close()
     assert name and not listed(name)
