@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from python_env.server.config import Settings
 from python_env.server.runtime import build_sandbox
-from python_env.server.sandbox import Limits, SandboxError
+from python_env.server.sandbox import CaseSpec, Limits, SandboxError
 
 
 def test_no_variables_give_the_declared_defaults() -> None:
@@ -42,11 +42,19 @@ def test_every_variable_reaches_its_field() -> None:
     assert s.task_paths == ("/a.jsonl", "/b.jsonl")
 
 
-def test_the_fault_switch_is_an_infrastructure_error_and_unknown_faults_are_refused() -> None:
-    with build_sandbox(Settings.from_env({"PYTHON_ENV_SANDBOX_FAULT": "spawn"})) as sb:
+@pytest.mark.parametrize("fault", ["spawn", "fork", "budget"])
+def test_each_injected_fault_is_an_infrastructure_error(fault: str) -> None:
+    with build_sandbox(Settings.from_env({"PYTHON_ENV_SANDBOX_FAULT": fault})) as sb:
+        if fault == "budget" and sb.budgets is None:
+            pytest.skip("no tree budget mechanism here")
         with pytest.raises(SandboxError):
             sb.run("print(1)")
         with pytest.raises(SandboxError):
             sb.kernel().run("print(1)")
+        with pytest.raises(SandboxError):
+            sb.run_cases("def f(x):\n    return x\n", [CaseSpec(args=(1,))], entry_point="f")
+
+
+def test_unknown_faults_are_refused() -> None:
     with pytest.raises(ValueError):
         build_sandbox(Settings.from_env({"PYTHON_ENV_SANDBOX_FAULT": "nonsense"}))

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 _UID_BLOCK = 4096
 _OWNER: contextvars.ContextVar[object | None] = contextvars.ContextVar("owner", default=None)
-FAULTS = {"", "spawn"}
+FAULTS = {"", "spawn", "fork", "budget"}  # tests only: see Sandbox
 
 
 class SlotPool:
@@ -159,8 +159,10 @@ class Sandbox:
         fault: str = "",
         python: str | None = None,
     ) -> None:
-        """`disable`: isolation layers to turn off on purpose. `fault` (tests only):
-        "spawn" makes every start of a child fail as an infrastructure fault would.
+        """`disable`: isolation layers to turn off on purpose. `fault` (tests only)
+        injects an infrastructure fault: "spawn" (no child can be started), "fork" (the
+        zygote's fork is refused, as on a host out of processes), "budget" (the tree
+        budget mechanism fails).
         `python`: the interpreter the zygotes (so all agent code) run under; default
         the server's own."""
         self.slots = max(1, slots or os.cpu_count() or 1)
@@ -183,6 +185,7 @@ class Sandbox:
             "private_roots": [os.path.dirname(os.path.dirname(here))],
             "probe_uid": self._uid0,
             "disk_mb": self.limits.disk_mb,
+            "fault": fault,
         }
         self.budgets, self._budget_report = _budgets(disabled)
         self.owner_tag = f"{owner_tag()}-{self.token}"  # unique per Sandbox, owner first
@@ -287,7 +290,12 @@ class Sandbox:
         """A budget for one kernel's whole tree (None where no mechanism exists)."""
         if self.budgets is None:
             return None
-        return kernel_budget(self.budgets, f"{self.owner_tag}-k{next(self._counter)}", limits)
+        try:
+            if self.fault == "budget":
+                raise OSError("injected fault: the budget mechanism failed")
+            return kernel_budget(self.budgets, f"{self.owner_tag}-k{next(self._counter)}", limits)
+        except OSError as e:
+            raise SandboxError(f"the sandbox's tree budget is unavailable: {e}") from None
 
     def kernel_uid(self) -> int | None:
         if not self.layer("uid_drop"):
@@ -377,7 +385,12 @@ class Sandbox:
         if budget is None:
             yield None
             return
-        guard = budget.begin(limits)
+        try:
+            if self.fault == "budget":
+                raise OSError("injected fault: the budget mechanism failed")
+            guard = budget.begin(limits)
+        except OSError as e:  # never run a tree without its budget: an infrastructure fault
+            raise SandboxError(f"the sandbox's tree budget is unavailable: {e}") from None
         try:
             yield guard
         finally:

@@ -162,7 +162,11 @@ class ZygoteHandle:
             finally:
                 rc.close()
             if msg:
-                return rp, int(json.loads(msg)["pid"])
+                answer = json.loads(msg)
+                if "error" in answer:  # the host refused: an infrastructure fault
+                    rp.close()
+                    raise SandboxError(f"the sandbox could not start a process ({answer['error']})")
+                return rp, int(answer["pid"])
             rp.close()
             self.mark_dead(ctl)
             if sent:

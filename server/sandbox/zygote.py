@@ -70,8 +70,9 @@ print(len(out), file=open('/dev/null', 'w'))
 
 
 class Zygote:
-    def __init__(self, ctl: socket.socket, pol: isolation.Policy) -> None:
+    def __init__(self, ctl: socket.socket, pol: isolation.Policy, fault_fork: bool = False) -> None:
         self.ctl, self.pol = ctl, pol
+        self.fault_fork = fault_fork  # tests only: every fork fails as on a full host
         self.sel = selectors.DefaultSelector()
         self.children: dict[int, tuple[int, socket.socket, dict[str, Any]]] = {}
         self.rulesets: dict[str, int] = {}
@@ -116,10 +117,14 @@ class Zygote:
             rfd = self.ruleset(header)
         except OSError:
             rfd = None
-        pid = self._fork(header, fds[1:], rfd)
+        pid, why = self._fork(header, fds[1:], rfd)
         for fd in fds[1:]:
             os.close(fd)
-        if pid < 0:
+        if pid < 0:  # the host refused the fork: say so (the zygote itself is fine)
+            try:
+                reply.send(json.dumps({"error": why}).encode())
+            except OSError:
+                pass
             reply.close()
             return
         try:
@@ -130,19 +135,22 @@ class Zygote:
         self.children[pidfd] = (pid, reply, header)
         self.sel.register(pidfd, selectors.EVENT_READ, pidfd)
 
-    def _fork(self, header: dict[str, Any], fds: list[int], rfd: int | None) -> int:
+    def _fork(self, header: dict[str, Any], fds: list[int], rfd: int | None) -> tuple[int, str]:
         pidns = self.pol.on("pid_namespace")
+        why = ""
         try:
             if pidns:
                 sc.unshare(sc.CLONE_NEWPID)
+            if self.fault_fork:
+                raise BlockingIOError(11, "injected fault: fork refused")
             pid = os.fork()
-        except OSError:
-            pid = -1
+        except OSError as e:
+            pid, why = -1, f"fork failed: {e}"
         if pid == 0:
             self._child(header, fds, rfd)  # never returns
         if pidns:
             sc.setns(self.pol.pid_ns_fd, sc.CLONE_NEWPID)
-        return pid
+        return pid, why
 
     def _child(self, header: dict[str, Any], fds: list[int], rfd: int | None) -> None:
         code = 70
@@ -304,7 +312,7 @@ def main(argv: list[str]) -> None:
     if not pol.on("pid_namespace"):  # a finished run's orphans come back here: see _sweep
         proctree.make_subreaper()
     ctl.send(json.dumps({"report": pol.report(), "pid": os.getpid()}).encode())
-    Zygote(ctl, pol).serve()
+    Zygote(ctl, pol, opts.get("fault") == "fork").serve()
 
 
 BOOTSTRAP = """
