@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from python_env.server.launcher import Server, descendants, run_server
+from python_env.server.launcher import Server, descendants, run_server, sandbox_root, settle
 from websockets.asyncio.client import connect
 
 SERVER_ENV = {
@@ -157,20 +157,6 @@ async def soak(server: Server, seconds: float, chaos: int, good: int, seed: int)
     ]
     await asyncio.wait_for(asyncio.gather(*jobs), timeout=seconds + 120)
     return tally
-
-
-def sandbox_root(tmpdir: str) -> str | None:
-    roots = [os.path.join(tmpdir, d) for d in os.listdir(tmpdir) if d.startswith("pysbx-")]
-    return roots[0] if len(roots) == 1 else None
-
-
-def settle(check: Any, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.25)
 
 
 def run(seconds: float, chaos: int = 8, good: int = 2, seed: int = 0) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -36,6 +37,23 @@ def descendants(pid: int) -> list[int]:
         out.append(p)
         todo.extend(children.get(p, []))
     return out
+
+
+def settle(check: Any, timeout_s: float = 30.0, interval_s: float = 0.2) -> Any:
+    """Poll `check()` until it returns a truthy value or the time is up; return the last
+    (tests and benchmarks waiting for a server to wind down)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval_s)
+
+
+def sandbox_root(tmpdir: str) -> str | None:
+    """The sandbox root (`pysbx-*`) a server made in its own TMPDIR, if exactly one."""
+    roots = [os.path.join(tmpdir, d) for d in os.listdir(tmpdir) if d.startswith("pysbx-")]
+    return roots[0] if len(roots) == 1 else None
 
 
 def free_port() -> int:

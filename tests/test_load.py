@@ -20,6 +20,7 @@ import tempfile
 import time
 from typing import Any
 
+from python_env.server import launcher
 from python_env.server.launcher import descendants, run_server
 from websockets.asyncio.client import connect
 
@@ -51,13 +52,6 @@ def workdirs(root: str) -> set[str]:
     return out
 
 
-def sandbox_workroot(tmpdir: str) -> str | None:
-    """The sandbox makes its working directories in one `pysbx-*` directory under the
-    server's TMPDIR; this test gives the server a TMPDIR of its own to find it."""
-    roots = [os.path.join(tmpdir, d) for d in os.listdir(tmpdir) if d.startswith("pysbx-")]
-    return roots[0] if len(roots) == 1 else None
-
-
 class Phases:
     """Prints how long each phase took (information only: nothing asserts on time)."""
 
@@ -71,13 +65,7 @@ class Phases:
 
 
 def settle(check: Any, timeout_s: float = SETTLE_S) -> Any:
-    """Poll `check()` until it returns a truthy value or the time is up; return the last."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
+    return launcher.settle(check, timeout_s)
 
 
 # -- a minimal WebSocket session --------------------------------------------------------
@@ -239,7 +227,7 @@ def run_load(task: Any, tmpdir: str) -> None:
         pid = server.process.pid
         clock = Phases()
         warm_up(server.ws_url, task)
-        workroot = sandbox_workroot(tmpdir)
+        workroot = launcher.sandbox_root(tmpdir)
         assert workroot, f"no sandbox working-directory root in {tmpdir}: {os.listdir(tmpdir)}"
         baseline_procs = stable_count(pid)
         baseline_dirs = workdirs(workroot)
@@ -292,7 +280,7 @@ def test_stopped_server_removes_its_sandbox_root():
                     assert await s.run("print(6 * 7)", True) == "42\n"
 
             asyncio.run(asyncio.wait_for(one_kernel_run(), timeout=LOAD_CAP_S))
-            workroot = sandbox_workroot(tmpdir)
+            workroot = launcher.sandbox_root(tmpdir)
             assert workroot
         # run_server sent SIGTERM and waited for the exit
         settle(lambda: not os.path.exists(workroot), 15)

@@ -157,7 +157,7 @@ class Zygote:
         try:
             if header.get("cgroup"):  # its own group, before it runs or forks anything
                 cgroups.join(header["cgroup"])
-            _unprotect()
+            _oom_score_adj(0)
             if not self.pol.on("pid_namespace"):  # orphans stay in the tree (proc_watch)
                 proctree.make_subreaper()
             kind = header["kind"]
@@ -263,19 +263,12 @@ class Zygote:
 _OOM_ADJ = "/proc/self/oom_score_adj"
 
 
-def _protect() -> None:
-    """The zygote shares its slot's memory group with the runs: never the OOM victim."""
+def _oom_score_adj(value: int) -> None:
+    """The zygote shares its slot's memory group with the runs: -1000, never the OOM
+    killer's victim; its children reset theirs to 0."""
     try:
         with open(_OOM_ADJ, "w") as f:
-            f.write("-1000")
-    except OSError:
-        pass
-
-
-def _unprotect() -> None:
-    try:
-        with open(_OOM_ADJ, "w") as f:
-            f.write("0")
+            f.write(str(value))
     except OSError:
         pass
 
@@ -308,7 +301,7 @@ def main(argv: list[str]) -> None:
         opts["disk_mb"],
     )
     warm_up()
-    _protect()
+    _oom_score_adj(-1000)
     if not pol.on("pid_namespace"):  # a finished run's orphans come back here: see _sweep
         proctree.make_subreaper()
     ctl.send(json.dumps({"report": pol.report(), "pid": os.getpid()}).encode())
