@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from openenv.core.env_server.types import Action, Observation, State
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 MAX_CODE_CHARS = 1_000_000
 """Largest `code` / `stdin` an action may carry (1 MB): bigger is a validation error."""
@@ -157,3 +157,30 @@ class PythonState(State):
     score: float | None = None
     total_reward: float = 0.0
     kernel_alive: bool = False
+
+
+class ResetOptions(BaseModel):
+    """What `reset()` accepts (HTTP body, WebSocket `data`, `PythonEnv.reset(**options)`).
+
+    Every combination this schema allows is served: no option starts a free sandbox;
+    `split` alone draws from that split (`all` or a family), `index` alone indexes `all`.
+    Options that contradict each other (a task option with `mode="free"`; `split`/`index`
+    with `task_id`/`family`/`difficulty`) answer `BAD_RESET`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: StrictInt | None = Field(
+        default=None, ge=0, le=2**63 - 1, description="reproducible task choice"
+    )
+    episode_id: str | None = Field(default=None, max_length=255)
+    task_id: str | None = Field(default=None, min_length=1, max_length=256)
+    family: Family | None = None
+    difficulty: Difficulty | None = None
+    mode: Literal["free", "task"] | None = None
+    split: str | None = Field(
+        default=None, min_length=1, max_length=64, description="OpenEnv's task API: a split"
+    )
+    index: StrictInt | None = Field(
+        default=None, ge=0, le=2**31 - 1, description="OpenEnv's task API: a task's index"
+    )

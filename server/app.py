@@ -1,26 +1,81 @@
-"""Transport only: the OpenEnv app (HTTP + WebSocket), settings from the environment,
-typed errors as 4xx, read-only task listing, and `main()`.
+"""Transport only: the OpenEnv app (HTTP + WebSocket) behind the guard (`guard.py`),
+typed errors as 4xx/503, honest schemas for /reset, /step and /state, read-only task
+listing, and `main()`.
 
-Run: `python -m python_env.server.app --port 8000` (or the `python-env-server` script).
+Run: `python -m python_env.server.app --port 8000` (or the `python-env-server` script),
+or from a checkout `uvicorn server.app:app [--reload]` (see `server/__init__.py`).
 """
 
 from __future__ import annotations
+
+if __name__ == "__main__" and not __package__:  # `python server/app.py`
+    import runpy
+    import sys
+
+    sys.path.pop(0)  # this folder's modules are the package's, not top-level ones
+    runpy.run_module("python_env.server.app", run_name="__main__")
+    raise SystemExit(0)
 
 import argparse
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from openenv.core.env_server.http_server import create_app
+from openenv.core.env_server.serialization import serialize_observation
 from openenv.core.env_server.types import ConcurrencyConfig
+from pydantic import BaseModel, ConfigDict, Field
 
-from ..models import PythonAction, PythonObservation, PythonState, TaskInfo
+from ..models import PythonAction, PythonObservation, PythonState, ResetOptions, TaskInfo
 from .config import Settings
+from .guard import Guard
 from .python_env_environment import ActionError, PythonEnvironment, PythonMetadata
 from .runtime import close_runtime, get_runtime
 from .tasks import UnknownTaskError
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable, for clients to match on (README: errors)")
+    message: str
+
+
+class ErrorReply(BaseModel):
+    detail: ErrorDetail
+
+
+class EpisodeReply(BaseModel):
+    """An observation on the wire, as OpenEnv's clients read it."""
+
+    observation: PythonObservation
+    reward: float | None = None
+    done: bool = False
+    metadata: dict[str, Any] | None = None
+
+
+class StepBody(BaseModel):
+    """HTTP /step is stateless (a fresh environment per request): it validates the
+    action and answers NO_EPISODE; play episodes over the WebSocket `/ws`."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: PythonAction
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        400: "malformed JSON (INVALID_JSON)",
+        401: "missing or wrong access token (UNAUTHORIZED; only when PYTHON_ENV_TOKEN is set)",
+        404: "no such task, split or index (UNKNOWN_TASK, BAD_SPLIT)",
+        409: "not possible now, or options that contradict each other (NO_EPISODE, BAD_RESET)",
+        413: "body over 16 MiB (TOO_LARGE)",
+        503: "the sandbox could not serve the request; retry (SANDBOX_UNAVAILABLE)",
+    }
+    return {s: {"model": ErrorReply, "description": text[s]} for s in statuses}
+
+
+_EPISODE_ROUTES = {("/reset", "POST"), ("/step", "POST"), ("/state", "GET"), ("/metadata", "GET")}
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:
@@ -67,21 +122,83 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             content={"detail": {"code": exc.code, "message": exc.message}},
         )
 
-    # OpenEnv pins /metadata to its closed model; serve the richer superset instead.
-    app.router.routes = [r for r in app.router.routes if getattr(r, "path", "") != "/metadata"]
+    # OpenEnv's /reset, /step and /state publish generic models (and its /metadata a
+    # closed one): serve the same routes with python_env's real models instead.
+    app.router.routes = [
+        r
+        for r in app.router.routes
+        if not any(
+            (getattr(r, "path", ""), m) in _EPISODE_ROUTES for m in getattr(r, "methods", ())
+        )
+    ]
+    token = (401,) if settings.token else ()
 
-    @app.get("/metadata", response_model=PythonMetadata, tags=["Environment Info"])
+    @app.post(
+        "/reset",
+        response_model=None,
+        tags=["Environment Control"],
+        summary="Start an episode (stateless over HTTP: use /ws to play it)",
+        responses={200: {"model": EpisodeReply}, **_errors(400, *token, 404, 409, 413)},
+    )
+    async def reset(options: Annotated[ResetOptions | None, Body()] = None) -> JSONResponse:
+        chosen = (options or ResetOptions()).model_dump(exclude_none=True)
+
+        def play() -> dict[str, Any]:
+            env = PythonEnvironment()
+            try:
+                return serialize_observation(env.reset(**chosen))
+            finally:
+                env.close()
+
+        return JSONResponse(await asyncio.to_thread(play))
+
+    @app.post(
+        "/step",
+        response_model=None,
+        tags=["Environment Control"],
+        summary="Validate an action (stateless: always NO_EPISODE; play over /ws)",
+        responses={200: {"model": EpisodeReply}, **_errors(400, *token, 409, 413)},
+    )
+    async def step(body: StepBody) -> JSONResponse:
+        def play() -> dict[str, Any]:
+            env = PythonEnvironment()
+            try:
+                return serialize_observation(env.step(body.action))
+            finally:
+                env.close()
+
+        return JSONResponse(await asyncio.to_thread(play))
+
+    @app.get(
+        "/state",
+        response_model=PythonState,
+        tags=["State Management"],
+        responses=_errors(*token),
+    )
+    def state() -> PythonState:
+        return PythonEnvironment().state
+
+    @app.get(
+        "/metadata",
+        response_model=PythonMetadata,
+        tags=["Environment Info"],
+        responses=_errors(*token),
+    )
     def metadata() -> PythonMetadata:
         return PythonEnvironment().get_metadata()
 
-    @app.get("/tasks", tags=["Tasks"], summary="List tasks (no hidden data)")
+    @app.get(
+        "/tasks", tags=["Tasks"], summary="List tasks (no hidden data)", responses=_errors(*token)
+    )
     def list_tasks(
         family: str | None = Query(default=None), difficulty: str | None = Query(default=None)
     ) -> list[dict]:
         tasks = PythonEnvironment().list_tasks(family or "all")
         return [t for t in tasks if difficulty is None or t["difficulty"] == difficulty]
 
-    @app.get("/tasks/{task_id}", response_model=TaskInfo, tags=["Tasks"])
+    @app.get(
+        "/tasks/{task_id}", response_model=TaskInfo, tags=["Tasks"], responses=_errors(*token, 404)
+    )
     def get_task(task_id: str) -> TaskInfo:
         try:
             return get_runtime().bank.get(task_id).info()
@@ -90,6 +207,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                 status_code=404, detail={"code": "UNKNOWN_TASK", "message": str(exc).strip("'\"")}
             ) from None
 
+    app.add_middleware(Guard, token=settings.token)
     return app
 
 
