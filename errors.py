@@ -7,7 +7,11 @@ caught that keeps working. The README's error table lists them.
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class PythonEnvError(RuntimeError):
@@ -133,3 +137,22 @@ def error_from(data: dict[str, Any]) -> PythonEnvError:
     message = str(data.get("message") or "unknown error")
     cls = ERRORS.get(code, PythonEnvError)
     return cls(message, code, data)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A fault worth retrying: the sandbox could not serve the step (client or in-process
+    environment alike: both carry the code)."""
+    return getattr(exc, "code", None) == SandboxUnavailable.code
+
+
+def retrying(call: Callable[[], T], *, attempts: int = 3, backoff_s: float = 0.5) -> T:
+    """`call()`, retried (bounded, with backoff) while it fails with a transient fault;
+    the last fault is raised: an infrastructure fault is reported, never scored as 0."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except Exception as exc:
+            if not is_transient(exc) or attempt == attempts:
+                raise
+            time.sleep(backoff_s * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
