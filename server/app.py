@@ -29,9 +29,17 @@ from openenv.core.env_server.serialization import serialize_observation
 from openenv.core.env_server.types import ConcurrencyConfig
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..models import PythonAction, PythonObservation, PythonState, ResetOptions, TaskInfo
+from ..models import (
+    Difficulty,
+    Family,
+    PythonAction,
+    PythonObservation,
+    PythonState,
+    ResetOptions,
+    TaskInfo,
+)
 from .config import Settings
-from .guard import Guard
+from .guard import OPEN_PATHS, Guard
 from .python_env_environment import ActionError, PythonEnvironment, PythonMetadata
 from .runtime import close_runtime, get_runtime
 from .tasks import UnknownTaskError
@@ -191,7 +199,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         "/tasks", tags=["Tasks"], summary="List tasks (no hidden data)", responses=_errors(*token)
     )
     def list_tasks(
-        family: str | None = Query(default=None), difficulty: str | None = Query(default=None)
+        family: Annotated[Family | None, Query()] = None,
+        difficulty: Annotated[Difficulty | None, Query()] = None,
     ) -> list[dict]:
         tasks = PythonEnvironment().list_tasks(family or "all")
         return [t for t in tasks if difficulty is None or t["difficulty"] == difficulty]
@@ -207,8 +216,47 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                 status_code=404, detail={"code": "UNKNOWN_TASK", "message": str(exc).strip("'\"")}
             ) from None
 
+    _document_guard(app, bool(settings.token))
     app.add_middleware(Guard, token=settings.token)
     return app
+
+
+def _document_guard(app: FastAPI, token: bool) -> None:
+    """Publish what the guard and OpenEnv's own routes answer besides their models: 400
+    (INVALID_JSON) and 413 for any JSON body, 401 everywhere but the open paths when a
+    token is set, and for OpenEnv's task API (`/{env_name}/...`) the one environment
+    name served and its 404 (another name, an unknown split or index)."""
+    build = app.openapi
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorReply"}}}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for path, operations in schema.get("paths", {}).items():
+                for op in operations.values():
+                    responses = op.setdefault("responses", {})
+                    if "requestBody" in op:
+                        responses.setdefault(
+                            "400", {"description": "malformed JSON", "content": error}
+                        )
+                        responses.setdefault(
+                            "413", {"description": "body over 16 MiB", "content": error}
+                        )
+                    if token and path not in OPEN_PATHS:
+                        responses.setdefault(
+                            "401", {"description": "no or wrong token", "content": error}
+                        )
+                    if path.startswith("/{env_name}/"):
+                        for param in op.get("parameters", []):
+                            if param.get("name") == "env_name":
+                                param["schema"] = {"type": "string", "enum": ["python_env"]}
+                        responses.setdefault(
+                            "404", {"description": "unknown environment, split or index"}
+                        )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 app = build_app()
