@@ -20,11 +20,11 @@ import argparse
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from openenv.core.env_server.http_server import create_app
+from openenv.core.env_server.http_server import create_fastapi_app
 from openenv.core.env_server.serialization import serialize_observation
 from openenv.core.env_server.types import ConcurrencyConfig
 from pydantic import BaseModel, ConfigDict, Field
@@ -88,25 +88,36 @@ _EPISODE_ROUTES = {("/reset", "POST"), ("/step", "POST"), ("/state", "GET"), ("/
 
 def build_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
-    gradio_builder = None
+    concurrency = ConcurrencyConfig(
+        max_concurrent_envs=settings.max_concurrent_envs,
+        session_timeout=settings.session_timeout_s,
+    )
+    # OpenEnv's create_app reads ENABLE_WEB_INTERFACE itself; choose from the settings.
     if settings.web_interface:
+        from openenv.core.env_server.web_interface import create_web_interface_app
+
         from .web_ui import build_python_tab
 
-        gradio_builder = build_python_tab
-    app = create_app(
-        PythonEnvironment,
-        PythonAction,
-        PythonObservation,
-        env_name="python_env",
-        concurrency_config=ConcurrencyConfig(
-            max_concurrent_envs=settings.max_concurrent_envs,
-            session_timeout=settings.session_timeout_s,
-        ),
-        state_cls=PythonState,
-        gradio_builder=gradio_builder,
-        custom_tab_name="Python",
-        custom_tab_primary=True,
-    )
+        app = create_web_interface_app(
+            cast(Any, PythonEnvironment),
+            PythonAction,
+            PythonObservation,
+            env_name="python_env",
+            concurrency_config=concurrency,
+            state_cls=PythonState,
+            gradio_builder=build_python_tab,
+            custom_tab_name="Python",
+            custom_tab_primary=True,
+        )
+    else:
+        app = create_fastapi_app(
+            PythonEnvironment,
+            PythonAction,
+            PythonObservation,
+            env_name="python_env",
+            concurrency_config=concurrency,
+            state_cls=PythonState,
+        )
 
     # Start the sandbox and load the task bank before serving, so /health means "ready"
     # and no first request pays for it; stop the sandbox when the server stops.
