@@ -73,3 +73,10 @@ def test_the_web_ui_takes_the_token_once_then_a_cookie(guarded):
         assert browser.get("/web/").status_code == 200  # the cookie alone
         assert browser.get("/web/", params={"token": "wrong"}).status_code == 200  # cookie wins
     assert httpx.get(guarded.url + "/web/", params={"token": "wrong"}).status_code == 401
+
+
+def test_the_token_is_a_setting():
+    from python_env.server.config import Settings
+
+    assert Settings.from_env({}).token == ""
+    assert Settings.from_env({"PYTHON_ENV_TOKEN": " s3cret "}).token == "s3cret"
