@@ -101,3 +101,50 @@ def test_close_message_mid_cell_kills_the_kernel(patient_server):
     _wait_gone(kernel)
     ws.close()
     _still_serves(patient_server)
+
+
+def test_a_frozen_client_is_dropped_by_the_ping_timeout_and_its_kernel_killed(patient_server):
+    """A client that stops answering (SIGSTOPped: its connection stays open, like a peer
+    behind a dead network) misses the server's keep-alive pings (20 s + 20 s)."""
+    import signal
+    import subprocess
+    import sys
+
+    idle = set(descendants(patient_server.pid))
+    client = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys, time\n"
+            "from websockets.sync.client import connect\n"
+            "ws = connect(sys.argv[1])\n"
+            "ws.send(json.dumps({'type': 'reset', 'data': {}})); ws.recv(timeout=60)\n"
+            "ws.send(json.dumps({'type': 'step', 'data': {'kind': 'run', "
+            "'code': 'import time; time.sleep(100)'}}))\n"
+            "print('sent', flush=True); time.sleep(600)\n",
+            patient_server.ws_url,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert client.stdout is not None and client.stdout.readline().strip() == "sent"
+        deadline = time.monotonic() + 30
+        while not (
+            kernel := {
+                p
+                for p in set(descendants(patient_server.pid)) - idle
+                if _ppid(p) != patient_server.pid
+            }
+        ):
+            assert time.monotonic() < deadline, "no kernel process appeared"
+            time.sleep(0.05)
+        client.send_signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        while _alive(kernel):  # pings every 20 s, 20 s to answer; the cell would run 100 s
+            assert time.monotonic() - t0 < 75, "a silent client's kernel outlived it"
+            time.sleep(0.1)
+    finally:
+        client.kill()
+        client.wait()
+    _still_serves(patient_server)
