@@ -68,10 +68,13 @@ def parse_json(raw: str | bytes) -> Any:
         raise BadInput("INVALID_JSON", f"nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:  # JSONDecodeError, the int digit limit, bad UTF-8
         raise BadInput("INVALID_JSON", f"invalid JSON: {exc}"[:300]) from None
+    # A lone surrogate can only come from a \uD800-\uDFFF escape: check strings only then.
+    text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+    escapes = "\\ud" in text or "\\uD" in text
     todo: list[tuple[Any, int]] = [(value, 1)]
     while todo:
         item, depth = todo.pop()
-        if isinstance(item, str):
+        if isinstance(item, str) and escapes:
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:
