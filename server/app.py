@@ -72,13 +72,10 @@ class StepBody(BaseModel):
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Route-specific error answers (the guard's 400/401/413: `_document_guard`)."""
     text = {
-        400: "malformed JSON (INVALID_JSON)",
-        401: "missing or wrong access token (UNAUTHORIZED; only when PYTHON_ENV_TOKEN is set)",
         404: "no such task, split or index (UNKNOWN_TASK, BAD_SPLIT)",
         409: "not possible now, or options that contradict each other (NO_EPISODE, BAD_RESET)",
-        413: "body over 16 MiB (TOO_LARGE)",
-        503: "the sandbox could not serve the request; retry (SANDBOX_UNAVAILABLE)",
     }
     return {s: {"model": ErrorReply, "description": text[s]} for s in statuses}
 
@@ -150,14 +147,13 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             (getattr(r, "path", ""), m) in _EPISODE_ROUTES for m in getattr(r, "methods", ())
         )
     ]
-    token = (401,) if settings.token else ()
 
     @app.post(
         "/reset",
         response_model=None,
         tags=["Environment Control"],
         summary="Start an episode (stateless over HTTP: use /ws to play it)",
-        responses={200: {"model": EpisodeReply}, **_errors(400, *token, 404, 409, 413)},
+        responses={200: {"model": EpisodeReply}, **_errors(404, 409)},
     )
     async def reset(options: Annotated[ResetOptions | None, Body()] = None) -> JSONResponse:
         chosen = (options or ResetOptions()).model_dump(exclude_none=True)
@@ -176,7 +172,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         response_model=None,
         tags=["Environment Control"],
         summary="Validate an action (stateless: always NO_EPISODE; play over /ws)",
-        responses={200: {"model": EpisodeReply}, **_errors(400, *token, 409, 413)},
+        responses={200: {"model": EpisodeReply}, **_errors(409)},
     )
     async def step(body: StepBody) -> JSONResponse:
         def play() -> dict[str, Any]:
@@ -192,7 +188,6 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         "/state",
         response_model=PythonState,
         tags=["State Management"],
-        responses=_errors(*token),
     )
     def state() -> PythonState:
         return PythonEnvironment().state
@@ -201,14 +196,11 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         "/metadata",
         response_model=PythonMetadata,
         tags=["Environment Info"],
-        responses=_errors(*token),
     )
     def metadata() -> PythonMetadata:
         return PythonEnvironment().get_metadata()
 
-    @app.get(
-        "/tasks", tags=["Tasks"], summary="List tasks (no hidden data)", responses=_errors(*token)
-    )
+    @app.get("/tasks", tags=["Tasks"], summary="List tasks (no hidden data)")
     def list_tasks(
         family: Annotated[Family | None, Query()] = None,
         difficulty: Annotated[Difficulty | None, Query()] = None,
@@ -216,9 +208,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         tasks = PythonEnvironment().list_tasks(family or "all")
         return [t for t in tasks if difficulty is None or t["difficulty"] == difficulty]
 
-    @app.get(
-        "/tasks/{task_id}", response_model=TaskInfo, tags=["Tasks"], responses=_errors(*token, 404)
-    )
+    @app.get("/tasks/{task_id}", response_model=TaskInfo, tags=["Tasks"], responses=_errors(404))
     def get_task(task_id: str) -> TaskInfo:
         try:
             return get_runtime().bank.get(task_id).info()
