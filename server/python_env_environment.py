@@ -30,6 +30,7 @@ if __name__ == "__main__" and not __package__:  # `python server/python_env_envi
     runpy.run_module("python_env.server.python_env_environment", run_name="__main__")
     raise SystemExit(0)
 
+import threading
 from typing import Any, Literal
 from uuid import uuid4
 
@@ -108,6 +109,7 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
         self._kernel: Kernel | None = None
         self._runtime: Runtime | None = None
         self._closed = False
+        self._kernel_lock = threading.Lock()  # close() may come from another thread
 
     @property
     def runtime(self) -> Runtime:
@@ -207,6 +209,9 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
             raise ActionError(
                 "SANDBOX_UNAVAILABLE", f"the sandbox could not serve this step; retry: {exc}"
             ) from None
+        except ActionError:  # closed before the sandbox was reached
+            self._state = before
+            raise
         if self._closed:  # the client left while the step ran: record nothing of it
             self._state = before
             raise ActionError("SESSION_CLOSED", "this session was closed mid-step")
@@ -254,7 +259,8 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
         """Free the session's kernel (and its working directory), for good. Safe to call
         from another thread while a step runs (the transport does, when the client goes)
         and more than once."""
-        self._closed = True
+        with self._kernel_lock:
+            self._closed = True
         self._release_kernel()
 
     def get_metadata(self) -> PythonMetadata:
@@ -315,9 +321,7 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
     def _run(self, action: PythonAction) -> PythonObservation:
         files = {SOLUTION_FILE: self._state.solution}
         if action.persistent:
-            if self._kernel is None:
-                self._kernel = self.runtime.sandbox.kernel()
-            result = self._kernel.run(action.code, stdin=action.stdin, files=files)
+            result = self._session_kernel().run(action.code, stdin=action.stdin, files=files)
         else:
             result = self.runtime.sandbox.run(action.code, stdin=action.stdin, files=files)
         run = _run_output(result)
@@ -386,10 +390,20 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
         assert isinstance(self.rubric, PythonRubric)
         return self.rubric.components()
 
+    def _session_kernel(self) -> Kernel:
+        """The session's kernel, started on first use; never one more after close()."""
+        with self._kernel_lock:
+            if self._closed:
+                raise ActionError("SESSION_CLOSED", "this session was closed mid-step")
+            if self._kernel is None:
+                self._kernel = self.runtime.sandbox.kernel()
+            return self._kernel
+
     def _release_kernel(self) -> None:
-        if self._kernel is not None:
-            self._kernel.close()
-            self._kernel = None
+        with self._kernel_lock:
+            kernel, self._kernel = self._kernel, None
+        if kernel is not None:
+            kernel.close()  # kills a cell in flight (from any thread)
 
 
 def _brief(exc: ValidationError) -> str:
