@@ -1,8 +1,9 @@
 """A session's work dies with it: when a WebSocket client goes (closes, drops, or says
 `close`) mid-cell, the server closes its environment at once, so its kernel process is
 gone long before the cell's own wall limit would have ended it, and nothing of it
-outlives the connection. Each test has a server of its own (its process tree is
-compared with its idle one)."""
+outlives the connection. The tests share one server (its process tree is compared
+with its idle one). They need the sandbox's `Kernel.close()` to kill a cell in flight
+from another thread; the transport's part is to call it at once."""
 
 from __future__ import annotations
 
