@@ -104,3 +104,32 @@ def test_the_trl_tools_raise_instead_of_rewarding(faulty):
             tools.get_reward()  # grades the unsubmitted episode: an error, not a 0
     finally:
         tools._close()
+
+
+def test_after_a_fault_the_same_step_retried_on_a_working_sandbox_counts_once():
+    """The fault passes (here: the episode's runtime is swapped from a closed sandbox to
+    a live one); the retried step then counts once, with its reward."""
+    from dataclasses import replace
+
+    from python_env.server.grading import Grader
+    from python_env.server.python_env_environment import ActionError, PythonEnvironment
+    from python_env.server.runtime import build_sandbox, get_runtime
+
+    live = get_runtime()
+    broken_sandbox = build_sandbox(live.settings)
+    broken_sandbox.close()  # every run now fails as an infrastructure fault
+    broken = replace(live, sandbox=broken_sandbox, grader=Grader(broken_sandbox))
+    env = PythonEnvironment()
+    try:
+        env.reset(task_id=TASK)
+        env._runtime = broken
+        action = PythonAction(kind="run", code="print('ok')", persistent=False)
+        with pytest.raises(ActionError) as caught:
+            env.step(action)
+        assert caught.value.code == "SANDBOX_UNAVAILABLE" and env.state.step_count == 0
+        env._runtime = live
+        obs = env.step(action)
+        assert obs.run is not None and obs.run.stdout == "ok\n"
+        assert env.state.step_count == 1 and obs.step_count == 1
+    finally:
+        env.close()
