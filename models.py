@@ -7,10 +7,10 @@ server, the grader and the client can all depend on it.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from openenv.core.env_server.types import Action, Observation, State
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 MAX_CODE_CHARS = 1_000_000
 """Largest `code` / `stdin` an action may carry (1 MB): bigger is a validation error."""
@@ -160,3 +160,39 @@ class PythonState(State):
     score: float | None = None
     total_reward: float = 0.0
     kernel_alive: bool = False
+
+
+def _whole(value: object) -> object:
+    """JSON has one number type: 3.0 is the integer 3 (as JSON Schema says); True is not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Integers in 0..high; a whole float counts, a bool or a string does not. The seed's
+# bound is the largest integer every JSON reader keeps exactly.
+Seed = Annotated[StrictInt, Field(ge=0, le=2**53 - 1), BeforeValidator(_whole)]
+Index = Annotated[StrictInt, Field(ge=0, le=2**31 - 1), BeforeValidator(_whole)]
+
+
+class ResetOptions(BaseModel):
+    """What `reset()` accepts (HTTP body, WebSocket `data`, `PythonEnv.reset(**options)`).
+
+    Every combination this schema allows is served: no option starts a free sandbox;
+    `split` alone draws from that split (`all` or a family), `index` alone indexes `all`.
+    Options that contradict each other (a task option with `mode="free"`; `split`/`index`
+    with `task_id`/`family`/`difficulty`) answer `BAD_RESET`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: Seed | None = Field(default=None, description="reproducible task choice")
+    episode_id: str | None = Field(default=None, max_length=255)
+    task_id: str | None = Field(default=None, min_length=1, max_length=256)
+    family: Family | None = None
+    difficulty: Difficulty | None = None
+    mode: Literal["free", "task"] | None = None
+    split: str | None = Field(
+        default=None, min_length=1, max_length=64, description="OpenEnv's task API: a split"
+    )
+    index: Index | None = Field(default=None, description="OpenEnv's task API: a task's index")

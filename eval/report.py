@@ -75,12 +75,15 @@ def _stats(records: Sequence[EpisodeRecord]) -> dict[str, Any]:
             "mean_reward": None,
             "errors": 0,
         }
+    # An errored episode (an infrastructure fault, a lost session) has no score: it is
+    # counted under "errors", never averaged in as a 0.
+    scored = [r for r in records if r.error is None]
     return {
         "episodes": len(records),
-        "mean_score": round(fmean(r.score for r in records), 4),
-        "pass_rate": round(sum(r.passed for r in records) / len(records), 4),
-        "mean_reward": round(fmean(r.reward for r in records), 4),
-        "errors": sum(r.error is not None for r in records),
+        "mean_score": round(fmean(r.score for r in scored), 4) if scored else None,
+        "pass_rate": round(sum(r.passed for r in scored) / len(scored), 4) if scored else None,
+        "mean_reward": round(fmean(r.reward for r in scored), 4) if scored else None,
+        "errors": len(records) - len(scored),
     }
 
 
@@ -184,6 +187,8 @@ def _pass_line(p: dict[str, Any]) -> str:
 def _cell(stats: dict[str, Any] | None) -> str:
     if not stats or not stats["episodes"]:
         return "-"
+    if stats["mean_score"] is None:  # every episode errored
+        return f"- ({stats['errors']} errors)"
     return f"{stats['mean_score']:.3f} ({_pct(stats['pass_rate'])}, n={stats['episodes']})"
 
 
@@ -214,7 +219,7 @@ def write_chart(records: Sequence[EpisodeRecord], path: Path) -> bool:
             xs, heights = [], []
             for j, family in enumerate(families):
                 stats = grid[family].get(difficulty)
-                if stats and stats["episodes"]:
+                if stats and stats["mean_score"] is not None:
                     xs.append(j + (i - (len(present) - 1) / 2) * width)
                     heights.append(stats["mean_score"])
             bars = ax.bar(xs, heights, width, label=difficulty, color=colors.get(difficulty))

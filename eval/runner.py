@@ -23,11 +23,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 import httpx
 
+from ..errors import retrying
 from ..models import DIFFICULTIES, FAMILIES, PythonAction, PythonObservation
 from .policies import FatalPolicyError, Policy
 
@@ -362,7 +364,8 @@ def play_episode(
                 log.step(turn, "invalid", 0.0, False, error or "no action")
                 pending = None
                 continue
-            obs = session.step(action)
+            # SANDBOX_UNAVAILABLE is retried, then raised: the episode is an error, not a 0
+            obs = retrying(partial(session.step, action))
             reward = float(obs.reward or 0.0)
             record.rewards.append(reward)
             done = bool(obs.done)

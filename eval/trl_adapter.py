@@ -30,9 +30,11 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ..client import PythonEnv
+from ..errors import retrying
 from ..models import PythonAction, PythonObservation, ReviewFinding
 from .prompts import (
     HINT,
@@ -158,7 +160,8 @@ class PythonEnvTools:
     def _act(self, action: PythonAction) -> str:
         if self._done:
             return "error: the episode is over; nothing was done"
-        obs = self._client.step(action).observation
+        # SANDBOX_UNAVAILABLE is retried, then raised to the trainer: never a reward of 0
+        obs = retrying(lambda: self._client.step(action)).observation
         self._record(obs)
         return render_observation(obs)
 
@@ -290,14 +293,14 @@ def rollout_episode(
                 }
             )
             continue
-        obs = env.step(action).observation
+        obs = retrying(partial(env.step, action)).observation  # see _act
         rewards.append(float(obs.reward or 0.0))
         done = bool(obs.done)
         if obs.grade is not None:
             score = obs.grade.score
         messages.append({"role": "user", "content": render_observation(obs, budget - steps)})
     if not done and grade_unsubmitted:
-        obs = env.step(PythonAction(kind="submit")).observation
+        obs = retrying(lambda: env.step(PythonAction(kind="submit"))).observation
         rewards.append(float(obs.reward or 0.0))
         if obs.grade is not None:
             score = obs.grade.score

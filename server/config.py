@@ -28,6 +28,7 @@ class Settings:
     max_concurrent_envs: int = 64
     session_timeout_s: float = 600.0
     web_interface: bool = False
+    token: str = ""  # if set, every client must present it (see server/guard.py)
     # the sandbox
     slots: int | None = None  # None: one per CPU
     limits: Limits = field(default_factory=Limits)
@@ -63,6 +64,7 @@ class Settings:
             max_concurrent_envs=int(get("MAX_CONCURRENT_ENVS") or base.max_concurrent_envs),
             session_timeout_s=float(get("SESSION_TIMEOUT_S") or base.session_timeout_s),
             web_interface=_flag(get("ENABLE_WEB_INTERFACE") or ""),
+            token=get("PYTHON_ENV_TOKEN") or base.token,
             slots=slots,
             limits=limits,
             sandbox_disable=_list(get("PYTHON_ENV_SANDBOX_DISABLE") or ""),

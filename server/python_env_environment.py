@@ -14,6 +14,10 @@ Rules
   ends the episode.
 - Protocol mistakes (no episode, episode over, unknown task, test/submit without a
   task) raise `ActionError`: nothing is recorded and no step is spent.
+- An infrastructure fault (`SandboxError`: the sandbox could not run or grade, through
+  no fault of the candidate's) is `SANDBOX_UNAVAILABLE` the same way: no reward, no
+  step spent, the session stays usable and the same step may be retried.
+- After `close()` (the client left, even mid-step) nothing more is recorded.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ if __name__ == "__main__" and not __package__:  # `python server/python_env_envi
     runpy.run_module("python_env.server.python_env_environment", run_name="__main__")
     raise SystemExit(0)
 
+import threading
 from typing import Any, Literal
 from uuid import uuid4
 
 from openenv.core.env_server.interfaces import Environment
 from openenv.core.env_server.types import EnvironmentMetadata
+from pydantic import ValidationError
 
 from ..models import (
     MAX_CODE_CHARS,
@@ -38,14 +44,16 @@ from ..models import (
     PythonAction,
     PythonObservation,
     PythonState,
+    ResetOptions,
     ReviewFinding,
     RunOutput,
     TaskInfo,
 )
+from . import departures
 from .grading import GRADING_VERSION
 from .rewards import PythonRubric
 from .runtime import Runtime, get_runtime, package_version
-from .sandbox import Kernel, RunResult
+from .sandbox import Kernel, RunResult, SandboxError
 from .tasks import Task, UnknownTaskError
 
 SOLUTION_FILE = "solution.py"
@@ -58,7 +66,18 @@ class ActionError(ValueError):
     session and everything recorded so far are untouched.
     """
 
-    STATUS = {"UNKNOWN_TASK": 404, "NO_EPISODE": 409, "EPISODE_DONE": 409, "NO_TASK": 409}
+    # HTTP status per code (the README's error table); anything else is 400.
+    STATUS = {
+        "UNKNOWN_TASK": 404,
+        "BAD_SPLIT": 404,
+        "NO_EPISODE": 409,
+        "EPISODE_DONE": 409,
+        "NO_TASK": 409,
+        "BAD_RESET": 409,
+        "BAD_STEP": 409,
+        "SESSION_CLOSED": 409,
+        "SANDBOX_UNAVAILABLE": 503,
+    }
 
     def __init__(self, code: str, message: str):
         super().__init__(f"[{code}] {message}")
@@ -93,6 +112,8 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
         self._task: Task | None = None
         self._kernel: Kernel | None = None
         self._runtime: Runtime | None = None
+        self._closed = False
+        self._kernel_lock = threading.Lock()  # close() may come from another thread
 
     @property
     def runtime(self) -> Runtime:
@@ -115,23 +136,35 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
         index: int | None = None,
         **kwargs: Any,
     ) -> PythonObservation:
+        watch = kwargs.pop(departures.WATCH_KEY, None)
         if kwargs:
             raise ActionError("BAD_RESET", f"unknown reset options: {sorted(kwargs)}")
-        if (split is None) != (index is None):
-            raise ActionError("BAD_RESET", "split and index go together (OpenEnv's task API)")
-        if split is not None and index is not None:
-            task_id = self.get_task(split, index)["id"]
-        filters = (task_id, family, difficulty)
-        wants_task = mode == "task" or any(x is not None for x in filters)
-        if mode == "free" and any(x is not None for x in filters):
-            raise ActionError("BAD_RESET", "mode='free' cannot be combined with a task filter")
-        task = self._select(task_id, family, difficulty, seed) if wants_task else None
+        try:
+            opts = ResetOptions.model_validate(
+                {
+                    "seed": seed,
+                    "episode_id": episode_id,
+                    "task_id": task_id,
+                    "family": family,
+                    "difficulty": difficulty,
+                    "mode": mode,
+                    "split": split,
+                    "index": index,
+                }
+            )
+        except ValidationError as exc:
+            raise ActionError("BAD_RESET", _brief(exc)) from None
+        if self._closed:
+            raise ActionError("SESSION_CLOSED", "this session is closed")
+        if watch is not None:
+            departures.register(str(watch), self)
+        task = self._choose(opts)
 
         self._release_kernel()
         self._reset_rubric()
         self._task = task
         self._state = PythonState(
-            episode_id=episode_id or str(uuid4()),
+            episode_id=opts.episode_id or str(uuid4()),
             mode="task" if task else "free",
             task_id=task.id if task else None,
             family=task.family if task else None,
@@ -151,6 +184,14 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
     def step(
         self, action: PythonAction, timeout_s: float | None = None, **kwargs: Any
     ) -> PythonObservation:
+        if timeout_s is not None or kwargs:
+            raise ActionError(
+                "BAD_STEP",
+                "step takes only an action: each run's limits are the server's "
+                "(PYTHON_ENV_TIMEOUT_S, see /metadata), not per step",
+            )
+        if self._closed:
+            raise ActionError("SESSION_CLOSED", "this session is closed")
         state = self._state
         if state.mode == "idle":
             raise ActionError(
@@ -162,6 +203,31 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
         if self._task is None and action.kind in ("test", "submit"):
             raise ActionError("NO_TASK", f"'{action.kind}' needs a task; this is a free sandbox")
 
+        before = state.model_copy(deep=True)
+        try:
+            with self.runtime.sandbox.owner(self):  # close() ends this step's runs at once
+                observation = self._act(action)
+        except SandboxError as exc:
+            if self._closed:
+                raise ActionError("SESSION_CLOSED", "this session was closed mid-step") from None
+            self._state = before  # nothing recorded, no step spent: the client may retry
+            raise ActionError(
+                "SANDBOX_UNAVAILABLE", f"the sandbox could not serve this step; retry: {exc}"
+            ) from None
+        except ActionError:  # closed before the sandbox was reached
+            self._state = before
+            raise
+        if self._closed:  # the client left while the step ran: record nothing of it
+            self._state = before
+            raise ActionError("SESSION_CLOSED", "this session was closed mid-step")
+        observation.reward = self._apply_rubric(action, observation)
+        observation.reward_components = self.rubric_components()
+        state.total_reward += observation.reward
+        return observation
+
+    def _act(self, action: PythonAction) -> PythonObservation:
+        """Spend a step and carry the action out (the sandbox may raise SandboxError)."""
+        state = self._state
         state.step_count += 1
         if state.steps_remaining is not None:
             state.steps_remaining -= 1
@@ -187,10 +253,6 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
             grade, summary = self._grade(action.findings)
             observation.grade, observation.done = grade, True
             observation.message += f"; step budget spent, graded as submitted: {summary}"
-
-        observation.reward = self._apply_rubric(action, observation)
-        observation.reward_components = self.rubric_components()
-        state.total_reward += observation.reward
         return observation
 
     @property
@@ -199,7 +261,13 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
         return self._state
 
     def close(self) -> None:
-        """Free the session's kernel (and its working directory)."""
+        """Free the session's kernel (and its working directory), for good. Safe to call
+        from another thread while a step runs (the transport does, when the client goes)
+        and more than once."""
+        with self._kernel_lock:
+            self._closed = True
+        if self._runtime is not None:  # one-shot and graded runs of a step in flight
+            self._runtime.sandbox.cancel(self)
         self._release_kernel()
 
     def get_metadata(self) -> PythonMetadata:
@@ -238,7 +306,7 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
         summaries = self.runtime.bank.summaries()
         if split == "all":
             return summaries
-        if split not in self.runtime.bank.counts():
+        if not isinstance(split, str) or split not in self.runtime.bank.counts():
             raise ActionError("BAD_SPLIT", f"unknown split {split!r}; try {self.list_splits()}")
         return [s for s in summaries if s["family"] == split]
 
@@ -248,7 +316,9 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
     def get_task(self, split: str, index: int) -> dict[str, Any]:
         tasks = self.list_tasks(split)
         if not 0 <= index < len(tasks):
-            raise IndexError(f"index {index} is outside split {split!r} (0..{len(tasks) - 1})")
+            raise ActionError(
+                "BAD_SPLIT", f"index {index} is outside split {split!r} (0..{len(tasks) - 1})"
+            )
         return tasks[index]
 
     def get_task_range(
@@ -261,9 +331,7 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
     def _run(self, action: PythonAction) -> PythonObservation:
         files = {SOLUTION_FILE: self._state.solution}
         if action.persistent:
-            if self._kernel is None:
-                self._kernel = self.runtime.sandbox.kernel()
-            result = self._kernel.run(action.code, stdin=action.stdin, files=files)
+            result = self._session_kernel().run(action.code, stdin=action.stdin, files=files)
         else:
             result = self.runtime.sandbox.run(action.code, stdin=action.stdin, files=files)
         run = _run_output(result)
@@ -280,6 +348,27 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
 
     # -- helpers ------------------------------------------------------------------
 
+    def _choose(self, opts: ResetOptions) -> Task | None:
+        """The task `opts` ask for, or None for a free sandbox (see ResetOptions)."""
+        filters = (opts.task_id, opts.family, opts.difficulty)
+        by_split = opts.split is not None or opts.index is not None
+        if opts.mode == "free" and (by_split or any(x is not None for x in filters)):
+            raise ActionError("BAD_RESET", "mode='free' cannot be combined with a task option")
+        if by_split and any(x is not None for x in filters):
+            raise ActionError(
+                "BAD_RESET", "split/index choose the task: not with task_id, family or difficulty"
+            )
+        if by_split:
+            split = opts.split or "all"
+            if opts.index is not None:
+                return self._select(self.get_task(split, opts.index)["id"], None, None, None)
+            family = None if split == "all" else split
+            self.list_tasks(split)  # BAD_SPLIT for an unknown split
+            return self._select(None, family, None, opts.seed)
+        if opts.mode == "task" or any(x is not None for x in filters):
+            return self._select(opts.task_id, opts.family, opts.difficulty, opts.seed)
+        return None
+
     def _select(
         self, task_id: str | None, family: str | None, difficulty: str | None, seed: int | None
     ) -> Task:
@@ -290,6 +379,8 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
         except UnknownTaskError as exc:
             raise ActionError("UNKNOWN_TASK", str(exc).strip("'\"")) from None
         except ValueError as exc:
+            if task_id is None:  # the filters are valid (ResetOptions): none matched
+                raise ActionError("UNKNOWN_TASK", str(exc)) from None
             raise ActionError("BAD_RESET", str(exc)) from None
 
     def _observe(self, kind: Any, message: str, task: TaskInfo | None = None, **parts: Any):
@@ -309,10 +400,27 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
         assert isinstance(self.rubric, PythonRubric)
         return self.rubric.components()
 
+    def _session_kernel(self) -> Kernel:
+        """The session's kernel, started on first use; never one more after close()."""
+        with self._kernel_lock:
+            if self._closed:
+                raise ActionError("SESSION_CLOSED", "this session was closed mid-step")
+            if self._kernel is None:
+                self._kernel = self.runtime.sandbox.kernel()
+            return self._kernel
+
     def _release_kernel(self) -> None:
-        if self._kernel is not None:
-            self._kernel.close()
-            self._kernel = None
+        with self._kernel_lock:
+            kernel, self._kernel = self._kernel, None
+        if kernel is not None:
+            kernel.close()  # kills a cell in flight (from any thread)
+
+
+def _brief(exc: ValidationError) -> str:
+    """A validation error in one line, without echoing the offending values."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in exc.errors()
+    )
 
 
 def _run_output(result: RunResult) -> RunOutput:

@@ -114,3 +114,61 @@ def test_concurrent_sessions_are_isolated(server):
 
     for i, stdout, steps in asyncio.run(main()):
         assert stdout == str(i) and steps == 3
+
+
+def test_server_errors_are_typed_exceptions_sync_and_async(server):
+    from python_env import errors
+
+    cases = [
+        (lambda env: env.step(PythonAction(code="print(1)")), errors.NoEpisode),
+        (lambda env: env.reset(task_id="no-such-task"), errors.UnknownTask),
+        (
+            lambda env: env.reset(family="implement", difficulty="easy", mode="free"),
+            errors.BadReset,
+        ),
+        (lambda env: env.reset(seed=False), errors.BadReset),
+        (lambda env: env.reset(split="all", index=10**6), errors.BadSplit),
+        (lambda env: env.reset(split="juggling"), errors.BadSplit),
+        (lambda env: env.reset(colour="red"), errors.BadReset),
+    ]
+    with PythonEnv(base_url=server.url) as env:
+        for call, expected in cases:
+            with pytest.raises(expected) as caught:
+                call(env)
+            assert caught.value.code == expected.code and caught.value.message
+            assert f"[{expected.code}]" in str(caught.value)
+        env.reset()
+        with pytest.raises(errors.NoTask):
+            env.step(PythonAction(kind="submit"))
+        env.reset(family="implement", seed=1)
+        env.step(PythonAction(kind="submit"))
+        with pytest.raises(errors.EpisodeDone):
+            env.step(PythonAction(code="print(1)"))
+        with pytest.raises(TypeError, match="only an action"):
+            env.step(PythonAction(code="print(1)"), timeout_s=5)
+        assert env.reset().observation.kind == "reset"  # the session is still usable
+
+    async def play() -> list[type]:
+        raised = []
+        async with PythonEnv(base_url=server.url) as env:
+            for call, _ in cases:
+                try:
+                    await call(env)
+                except errors.PythonEnvError as exc:
+                    raised.append(type(exc))
+        return raised
+
+    assert asyncio.run(play()) == [expected for _, expected in cases]
+
+
+def test_capacity_reached_is_typed():
+    from python_env.errors import CapacityReached
+    from python_env.server.launcher import run_server
+
+    with run_server(MAX_CONCURRENT_ENVS="1") as small:
+        with PythonEnv(base_url=small.url) as first:
+            first.reset()
+            with pytest.raises(CapacityReached) as caught:
+                with PythonEnv(base_url=small.url) as second:
+                    second.reset()
+            assert caught.value.code == "CAPACITY_REACHED"

@@ -3,7 +3,9 @@ episode) and the console scripts, which honour --host/--port."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -55,3 +57,71 @@ def test_console_script_honours_host_and_port(script):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _play_one_episode(url: str) -> str:
+    from python_env import PythonAction, PythonEnv
+
+    with PythonEnv(base_url=url) as env:
+        env.reset()
+        return env.step(PythonAction(code="print('from a checkout')")).observation.run.stdout
+
+
+@pytest.mark.parametrize("reload", [False, True], ids=["plain", "reload"])
+def test_uvicorn_serves_server_app_from_the_repo_root(reload):
+    """OpenEnv's `app: server.app:app` and its template's dev loop, from a checkout."""
+    port = free_port()
+    command = [
+        str(Path(sys.executable).with_name("uvicorn")),
+        "server.app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *(["--reload", "--reload-dir", str(ROOT / "server")] if reload else []),
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # --reload runs the server in a child: stop the group
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, process.stderr.read().decode()[-3000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "uvicorn server.app:app never answered"
+            time.sleep(0.2)
+        assert _play_one_episode(f"http://127.0.0.1:{port}") == "from a checkout\n"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_openenv_uv_provider_starts_the_checkout(monkeypatch):
+    """OpenEnv's UVProvider: `uv run --isolated --project <repo> -- uvicorn server.app:app`
+    (in the current directory, so from the repo root), then a client plays through it."""
+    from openenv.core.containers.runtime import UVProvider
+    from python_env import PythonAction, PythonEnv
+
+    if shutil.which("uv") is None:
+        pytest.fail("uv is required (pip install uv)")
+    monkeypatch.chdir(ROOT)
+    provider = UVProvider(project_path=str(ROOT), host="127.0.0.1", context_timeout_s=600)
+    try:
+        with PythonEnv(provider=provider) as env:
+            env.reset()
+            out = env.step(PythonAction(code="print(6 * 7)")).observation.run.stdout
+    finally:
+        provider.stop()
+    assert out == "42\n"

@@ -69,10 +69,14 @@ def test_reset_unknown_task_is_404_with_code(server):
     assert "no-such-task" in r.json()["detail"]["message"]
 
 
-def test_reset_bad_filter_is_400(server):
-    r = httpx.post(f"{server.url}/reset", json={"family": "juggling"})
-    assert r.status_code in (400, 404)
-    assert r.json()["detail"]["code"] in ("BAD_RESET", "UNKNOWN_TASK")
+def test_reset_options_are_typed_by_the_schema_and_conflicts_are_409(server):
+    for bad in ({"family": "juggling"}, {"seed": False}, {"seed": -1}, {"colour": "red"}):
+        r = httpx.post(f"{server.url}/reset", json=bad)
+        assert r.status_code == 422, (bad, r.text[:200])
+    r = httpx.post(f"{server.url}/reset", json={"mode": "free", "family": "implement"})
+    assert r.status_code == 409 and r.json()["detail"]["code"] == "BAD_RESET"
+    r = httpx.post(f"{server.url}/reset", json={"split": "all", "index": 0, "task_id": "x"})
+    assert r.status_code == 409 and r.json()["detail"]["code"] == "BAD_RESET"
 
 
 def test_http_step_is_stateless_and_says_so(server):
@@ -119,11 +123,20 @@ def test_task_routes_hide_hidden_data(server, bank):
     assert missing.status_code == 404 and missing.json()["detail"]["code"] == "UNKNOWN_TASK"
 
 
-def test_server_survives_bad_json(server):
-    r = httpx.post(
-        f"{server.url}/step", content=b"{not json", headers={"content-type": "application/json"}
-    )
-    assert r.status_code == 422
+def test_bad_json_is_a_typed_400_never_a_500(server):
+    bodies = [
+        b"{not json",
+        b'{"action": {"kind": "run", "stdin": "\\ud800"}}',  # a lone surrogate
+        b'{"action": {"kind": "run"}, "seed": ' + b"9" * 5000 + b"}",  # over the digit limit
+        b"[" * 5000 + b"]" * 5000,  # nesting
+    ]
+    for route in ("/step", "/reset"):
+        for body in bodies:
+            r = httpx.post(
+                f"{server.url}{route}", content=body, headers={"content-type": "application/json"}
+            )
+            assert r.status_code == 400, (route, body[:40], r.text[:200])
+            assert r.json()["detail"]["code"] == "INVALID_JSON"
     assert httpx.get(f"{server.url}/health").status_code == 200
 
 
@@ -140,8 +153,12 @@ def test_openenv_task_api(server):
     ).json()["tasks"]
     assert len(page) == 5
     bad = httpx.post(f"{server.url}/python_env/task", json={"split": "all", "index": 10**6})
-    assert bad.status_code == 400
+    assert bad.status_code == 404 and bad.json()["detail"]["code"] == "BAD_SPLIT"
     unknown = httpx.post(f"{server.url}/python_env/num_tasks", json={"split": "nope"})
-    assert unknown.status_code == 400 and unknown.json()["detail"]["code"] == "BAD_SPLIT"
+    assert unknown.status_code == 404 and unknown.json()["detail"]["code"] == "BAD_SPLIT"
+    typed = httpx.post(f"{server.url}/python_env/num_tasks", json={"split": {"a": 1}})
+    assert typed.status_code == 422
+    reset = httpx.post(f"{server.url}/reset", json={"split": "all", "index": 10**6})
+    assert reset.status_code == 404 and reset.json()["detail"]["code"] == "BAD_SPLIT"
     reset = httpx.post(f"{server.url}/reset", json={"split": "optimize", "index": 0}).json()
     assert reset["observation"]["task"]["task_id"] == first.json()["task"]["id"]

@@ -40,3 +40,39 @@ def test_idle_sessions_are_reaped_and_capacity_returns():
                 assert time.monotonic() < deadline, "idle sessions were never reaped"
                 time.sleep(1)
             assert reply["data"]["observation"]["kind"] == "reset"
+
+
+def test_a_step_running_when_its_session_closes_records_nothing():
+    """The transport closes a departed client's environment from another thread while a
+    step runs: the step then records nothing (no step spent, no reward) and the
+    environment refuses anything more."""
+    import threading
+
+    import pytest
+    from python_env import PythonAction
+    from python_env.server.python_env_environment import ActionError, PythonEnvironment
+
+    env = PythonEnvironment()
+    env.reset(task_id="implement-rle-encode")
+    before = env.state.model_copy()
+    outcome: list[BaseException | object] = []
+
+    def step() -> None:
+        try:
+            outcome.append(env.step(PythonAction(code="import time; time.sleep(2)")))
+        except BaseException as exc:  # noqa: BLE001 - the test reads it
+            outcome.append(exc)
+
+    runner = threading.Thread(target=step)
+    runner.start()
+    time.sleep(0.5)
+    env.close()
+    runner.join(60)
+    assert len(outcome) == 1 and isinstance(outcome[0], ActionError), outcome
+    assert outcome[0].code == "SESSION_CLOSED"
+    state = env.state
+    assert state.step_count == before.step_count == 0
+    assert state.steps_remaining == before.steps_remaining and state.total_reward == 0.0
+    with pytest.raises(ActionError) as again:
+        env.step(PythonAction(code="print(1)"))
+    assert again.value.code == "SESSION_CLOSED"

@@ -66,7 +66,7 @@ def test_edit_makes_solution_importable(server):
 def test_protocol_errors_are_typed_and_lose_nothing(server):
     with connect(server.ws_url) as ws:
         reply = step(ws, kind="run", code="print(1)")
-        assert reply["type"] == "error" and "NO_EPISODE" in reply["data"]["message"]
+        assert reply["type"] == "error" and reply["data"]["code"] == "NO_EPISODE"
 
         send(ws, {"type": "reset", "data": {}})
         step(ws, kind="run", code="kept = 'still here'")
@@ -84,10 +84,10 @@ def test_protocol_errors_are_typed_and_lose_nothing(server):
 
         for kind in ("test", "submit"):
             reply = step(ws, kind=kind)
-            assert reply["type"] == "error" and "NO_TASK" in reply["data"]["message"]
+            assert reply["type"] == "error" and reply["data"]["code"] == "NO_TASK"
 
         reply = send(ws, {"type": "reset", "data": {"task_id": "does-not-exist"}})
-        assert reply["type"] == "error" and "UNKNOWN_TASK" in reply["data"]["message"]
+        assert reply["type"] == "error" and reply["data"]["code"] == "UNKNOWN_TASK"
 
         # Nothing was lost: the free episode, its kernel and its step count are intact.
         state = send(ws, {"type": "state"})["data"]
@@ -106,7 +106,7 @@ def test_step_after_done_is_an_error_then_reset_works(server):
         score = send(ws, {"type": "state"})["data"]["score"]
 
         reply = step(ws, kind="run", code="print(1)")
-        assert reply["type"] == "error" and "EPISODE_DONE" in reply["data"]["message"]
+        assert reply["type"] == "error" and reply["data"]["code"] == "EPISODE_DONE"
         state = send(ws, {"type": "state"})["data"]
         assert state["done"] is True and state["score"] == score
 
@@ -138,3 +138,45 @@ def test_hostile_code_through_the_server_leaves_it_serving(server):
             assert reply["data"]["observation"]["run"]["stdout"] == "alive\n"
     finally:
         listener.close()
+
+
+BAD_FRAMES = {
+    # frame -> the code it must get; each once killed the session or was untyped
+    '{"type": "step", "data": {"kind": "run", "stdin": "\\ud800"}}': "INVALID_JSON",
+    '{"type": "reset", "data": {"seed": ' + "9" * 5000 + "}}": "INVALID_JSON",
+    "[" * 5000 + "]" * 5000: "INVALID_JSON",
+    '{"type": "reset", "data": ' + "[" * 100 + "]" * 100 + "}": "INVALID_JSON",
+    "[1, 2]": "VALIDATION_ERROR",
+    '"reset"': "VALIDATION_ERROR",
+    "null": "VALIDATION_ERROR",
+    '{"type": "step", "data": [1]}': "VALIDATION_ERROR",
+    '{"type": "reset", "data": {"split": {"a": 1}, "index": 0}}': "BAD_RESET",
+    '{"type": "reset", "data": {"seed": false}}': "BAD_RESET",
+    '{"type": "reset", "data": {"seed": 99999999999999999999999}}': "BAD_RESET",
+    '{"type": "reset", "data": {"split": "all", "index": 100000}}': "BAD_SPLIT",
+    '{"type": "reset", "data": {"split": "juggling"}}': "BAD_SPLIT",
+    '{"type": "reset", "data": {"__python_env_connection__": 1, "x": 2}}': "BAD_RESET",
+}
+
+
+def test_bad_input_gets_a_typed_error_and_the_session_answers_the_next_step(server):
+    with connect(server.ws_url) as ws:
+        send(ws, {"type": "reset", "data": {}})
+        step(ws, kind="run", code="kept = 41")
+        for frame, code in BAD_FRAMES.items():
+            ws.send(frame)
+            reply = json.loads(ws.recv(timeout=60))
+            assert reply["type"] == "error" and reply["data"]["code"] == code, (frame[:60], reply)
+            reply = step(ws, kind="run", code="kept += 1; print(kept)")
+            assert reply["type"] == "observation", (frame[:60], reply)
+        ws.send(b'{"type": "state"}')  # a binary frame is read as UTF-8 text
+        state = json.loads(ws.recv(timeout=60))["data"]
+        assert state["mode"] == "free" and state["step_count"] == 1 + len(BAD_FRAMES)
+        assert reply["data"]["observation"]["run"]["stdout"] == f"{41 + len(BAD_FRAMES)}\n"
+
+
+def test_step_options_are_refused_not_ignored(server):
+    with connect(server.ws_url) as ws:
+        send(ws, {"type": "reset", "data": {}})
+        reply = send(ws, {"type": "step", "data": {"kind": "run", "timeout_s": 1}})
+        assert reply["type"] == "error" and reply["data"]["code"] == "VALIDATION_ERROR"

@@ -214,9 +214,10 @@ class Sandbox:
         self._closed = False
         self._report: IsolationReport | None = None
         self._kernels: weakref.WeakSet[Kernel] = weakref.WeakSet()
-        self._owned: dict[object, set[Child]] = {}
+        # owners are held weakly: a departed session's entry goes with it
+        self._owned: weakref.WeakKeyDictionary[Any, set[Child]] = weakref.WeakKeyDictionary()
         self._owned_lock = threading.Lock()
-        self._cancelled: set[object] = set()
+        self._cancelled: weakref.WeakSet[Any] = weakref.WeakSet()
         self._finalizer = weakref.finalize(
             self,
             _close_all,
@@ -400,9 +401,10 @@ class Sandbox:
     # -- cancellation: a session's runs die with it
     @contextmanager
     def owner(self, key: object) -> Iterator[None]:
-        """Children started inside this block (in this thread) belong to `key`, so
-        `cancel(key)` can kill them from another thread: a departed session's one-shot
-        and graded runs end at once instead of running on to their time limit."""
+        """Children started inside this block (in this thread) belong to `key` (any
+        object a weak reference can point to, e.g. the session), so `cancel(key)` can
+        kill them from another thread: a departed session's one-shot and graded runs
+        end at once instead of running on to their time limit."""
         token = _OWNER.set(key)
         try:
             yield

@@ -43,7 +43,7 @@ def test_closing_a_kernel_kills_its_cell_in_flight() -> None:
 
 def test_cancel_kills_the_owners_runs_and_refuses_new_ones() -> None:
     with Sandbox(slots=2, limits=LONG) as sb:
-        owner = object()
+        owner = _Owner()
 
         def sleeping_run():
             with sb.owner(owner):
@@ -95,6 +95,10 @@ def test_sleeping_kernel_cells_do_not_hold_the_slots() -> None:
         finally:
             for k in kernels:
                 k.close()
+
+
+class _Owner:
+    """A session stand-in (owners are held weakly, so plain object() will not do)."""
 
 
 def _owned(sb: Sandbox, owner: object) -> set:

@@ -1,0 +1,39 @@
+"""Which environment each WebSocket connection is playing, so that the connection's
+watcher (`server/guard.py`) can close it the moment its client is gone, even while a step
+runs in OpenEnv's session executor (which only calls `close()` after the step).
+
+The watcher adds `WATCH_KEY` (a random per-connection key) to every reset it forwards;
+`PythonEnvironment.reset` registers itself under that key. Clients cannot set the key:
+the watcher overwrites it, and HTTP resets accept only `ResetOptions`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+WATCH_KEY = "__python_env_connection__"
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+_lock = threading.Lock()
+_envs: dict[str, Closable] = {}
+
+
+def register(key: str, env: Closable) -> None:
+    with _lock:
+        _envs[key] = env
+
+
+def take(key: str) -> Closable | None:
+    """The environment of connection `key`, forgotten here (None if it never reset)."""
+    with _lock:
+        return _envs.pop(key, None)
+
+
+def count() -> int:
+    with _lock:
+        return len(_envs)
