@@ -237,6 +237,21 @@ def check_tree_budgets(started: Started) -> None:
     time.sleep(1.0)  # between cells: the ticking child must not run
     second = int(started.run("print(len(open('ticks').read()))").stdout)
     assert first > 0 and second - first < 10, (first, second)  # ~100 if it had run
+    # no IPC namespace in this runtime: seccomp refuses System V IPC (no shared channel)
+    run = started.run(
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "print(libc.shmget(0x5E5510, 4096, 0o1666), ctypes.get_errno())",
+        persistent=False,
+    )
+    assert run.stdout.split() == ["-1", "1"], run  # EPERM
+    # bad input gets a typed error, and the server stays up
+    bad = httpx.post(
+        f"{started.base_url}/reset",
+        content=b'{"seed": 1' + b"0" * 5000 + b"}",
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert bad.status_code == 400 and started.healthy(), bad.text
     started.env.reset(mode="free")
     assert started.run("print(6 * 7)").stdout == "42\n"
 
