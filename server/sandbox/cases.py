@@ -31,7 +31,7 @@ from .records import (
 from .spawn import Child, ZygoteLost, pump
 
 if TYPE_CHECKING:
-    from .engine import Sandbox
+    from .host import Host
 
 _STATUSES = ("ok", "error", "unserializable")
 
@@ -44,7 +44,7 @@ def _encode_case(case: CaseSpec) -> list[Any]:
 
 
 def run_cases(
-    sb: Sandbox, source: str, cases: Sequence[CaseSpec], *, entry_point: str | None, limits: Limits
+    sb: Host, source: str, cases: Sequence[CaseSpec], *, entry_point: str | None, limits: Limits
 ) -> CasesResult:
     if entry_point is None:
         return _run_programs(sb, source, cases, limits)
@@ -63,7 +63,7 @@ def run_cases(
 
 
 def _cases_once(
-    sb: Sandbox, payload: dict[str, Any], n: int, limits: Limits
+    sb: Host, payload: dict[str, Any], n: int, limits: Limits
 ) -> tuple[CasesResult, bool]:
     got: dict[int, CaseOutcome] = {}
     bad: set[int] = set()
@@ -134,9 +134,7 @@ def _cases_once(
     ), child.lost
 
 
-def _run_programs(
-    sb: Sandbox, source: str, cases: Sequence[CaseSpec], limits: Limits
-) -> CasesResult:
+def _run_programs(sb: Host, source: str, cases: Sequence[CaseSpec], limits: Limits) -> CasesResult:
     outcomes: list[CaseOutcome] = []
     cpu = wall = 0.0
     timed_out = mem = False
@@ -235,7 +233,7 @@ class _Relay:
 
 
 def run_assertions(
-    sb: Sandbox, source: str, test_code: str, *, entry_point: str, limits: Limits
+    sb: Host, source: str, test_code: str, *, entry_point: str, limits: Limits
 ) -> AssertionResult:
     relay = _Relay()
     with sb.slot() as slot, sb.budgeted(slot, limits) as guard:

@@ -8,13 +8,11 @@ import contextvars
 import itertools
 import os
 import secrets
-import shutil
-import subprocess
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import roots
 from .budget import (
@@ -26,8 +24,10 @@ from .budget import (
     owner_tag,
     select_budget,
 )
+from .cases import run_assertions, run_cases
 from .isolation import LAYERS as ISOLATION_LAYERS
 from .isolation import OPTIONAL
+from .kernel import Kernel
 from .records import (
     AssertionResult,
     CaseSpec,
@@ -40,9 +40,7 @@ from .records import (
 )
 from .spawn import Child, ZygoteHandle, ZygoteLost, pump
 from .treebudget import RunGuard, SlotBudget, kernel_budget
-
-if TYPE_CHECKING:
-    from .kernel import Kernel
+from .workdirs import check_files, listdir, remove_tree
 
 _UID_BLOCK = 4096
 _OWNER: contextvars.ContextVar[object | None] = contextvars.ContextVar("owner", default=None)
@@ -74,38 +72,6 @@ class SlotPool:
                 ticket[0].set()
             else:
                 self._free.append(slot)
-
-
-def _listdir(path: str) -> list[str]:
-    try:
-        return os.listdir(path)
-    except OSError:
-        return []
-
-
-def check_files(files: Mapping[str, str] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, text in (files or {}).items():
-        norm = os.path.normpath(name)
-        if os.path.isabs(norm) or norm.startswith("..") or not norm or norm == ".":
-            raise ValueError(f"file names must be relative paths inside the workdir: {name!r}")
-        out[norm] = str(text)
-    return out
-
-
-def remove_tree(path: str) -> None:
-    """Delete a run's directory whatever the run left in it; never raises.
-
-    `shutil.rmtree` recurses, so a run that nests 1 200 directories defeats it (and the
-    directory would survive as a cache for later runs in the slot); `rm -rf` walks
-    iteratively.
-    """
-    try:
-        shutil.rmtree(path)
-    except FileNotFoundError:
-        return
-    except (OSError, RecursionError):
-        subprocess.run(["rm", "-rf", "--", path], stdin=subprocess.DEVNULL, check=False)
 
 
 def _close_all(
@@ -261,7 +227,7 @@ class Sandbox:
             yield slot
         finally:
             if self.layer("private_tmpfs"):  # the slot's /dev/shm starts empty for the next run
-                for name in _listdir(self._view(slot, "/dev/shm")):
+                for name in listdir(self._view(slot, "/dev/shm")):
                     remove_tree(os.path.join(self._view(slot, "/dev/shm"), name))
             self._pool.release(slot)
 
@@ -275,9 +241,6 @@ class Sandbox:
             return path
         self._zygotes[slot].ensure()
         return f"/proc/{self._zygotes[slot].pid}/root{path}"
-
-    def zygote(self, slot: int) -> ZygoteHandle:
-        return self._zygotes[slot]
 
     def uid_for(self, slot: int, role: int) -> int | None:
         return self._uid0 + 4 * slot + role + 4 if self.layer("uid_drop") else None
@@ -513,8 +476,6 @@ class Sandbox:
 
     def kernel(self, limits: Limits | None = None) -> Kernel:
         """A persistent REPL-like child (see kernel.py); started on its first run."""
-        from .kernel import Kernel
-
         k = Kernel(self, limits or self.limits)
         self._kernels.add(k)
         return k
@@ -527,15 +488,11 @@ class Sandbox:
         entry_point: str | None,
         limits: Limits | None = None,
     ) -> CasesResult:
-        from .cases import run_cases
-
         return run_cases(self, source, cases, entry_point=entry_point, limits=limits or self.limits)
 
     def run_assertions(
         self, source: str, test_code: str, *, entry_point: str, limits: Limits | None = None
     ) -> AssertionResult:
-        from .cases import run_assertions
-
         return run_assertions(
             self, source, test_code, entry_point=entry_point, limits=limits or self.limits
         )

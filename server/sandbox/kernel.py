@@ -22,18 +22,18 @@ from typing import TYPE_CHECKING, Any
 from .budget import CgroupBudget
 from .caps import KILL_GRACE_S
 from .capture import StreamCap, parse_line, read_some
-from .engine import check_files, remove_tree
 from .records import Limits, RunResult, SandboxError, run_result
 from .spawn import ZygoteLost, devnull, memfd, sigkill
 from .syscalls import process_cpu_s
 from .treebudget import RunGuard
+from .workdirs import check_files, remove_tree
 
 if TYPE_CHECKING:
-    from .engine import Sandbox
+    from .host import Host
 
 
 class _Proc:
-    def __init__(self, sb: Sandbox, limits: Limits) -> None:
+    def __init__(self, sb: Host, limits: Limits) -> None:
         self.uid = sb.kernel_uid()
         self.workdir = sb.make_workdir(self.uid)
         self.ctl, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -117,7 +117,7 @@ class _Proc:
 class Kernel:
     """See module docstring. Thread-safe (runs are serialized)."""
 
-    def __init__(self, sandbox: Sandbox, limits: Limits) -> None:
+    def __init__(self, sandbox: Host, limits: Limits) -> None:
         self._sb, self.limits = sandbox, limits
         self._proc: _Proc | None = None
         self._started_once = False

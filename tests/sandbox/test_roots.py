@@ -10,7 +10,7 @@ import tempfile
 import time
 
 from python_env.server.sandbox import Sandbox, roots
-from python_env.server.sandbox.engine import remove_tree
+from python_env.server.sandbox.workdirs import remove_tree
 
 SANDBOX_DIR = os.path.dirname(os.path.abspath(roots.__file__))
 START = (  # the sandbox alone (stdlib only), loaded by path: no server, no OpenEnv import
