@@ -88,7 +88,7 @@ def start(python: str, extra: tuple[str, ...]) -> tuple[Sandbox, float]:
     spawn.BOOTSTRAP = bootstrap(extra)
     try:
         t0 = time.perf_counter()
-        sb.zygote(0).ensure()
+        sb.isolation  # starts the (only) zygote
         took = time.perf_counter() - t0
     finally:
         spawn.BOOTSTRAP = plain
@@ -124,7 +124,8 @@ def main() -> None:
         for sb in boxes.values():  # warm each once, untimed
             for code in WORKLOADS.values():
                 sb.run(code)
-        cpu0 = {name: own_cpu_ms(sb.zygote_pids()[0]) for name, sb in boxes.items()}
+        zygote = {name: sb.zygote_pids()[0] for name, sb in boxes.items()}
+        cpu0 = {name: own_cpu_ms(zygote[name]) for name in boxes}
         for _ in range(args.rounds):
             for w, code in WORKLOADS.items():
                 for name, sb in boxes.items():
@@ -139,7 +140,7 @@ def main() -> None:
             used = own_cpu_ms(sb.zygote_pids()[0]) - cpu0[name]
             info[name]["zygote_cpu_per_run_ms"] = round(used / runs, 2)
             info[name]["zygote_pss_mb"] = round(pss_bytes(sb.zygote_pids()) / 2**20, 1)
-            if sb.zygote(0).restarts:
+            if sb.zygote_pids() != [zygote[name]]:
                 raise SystemExit(f"{name}: the zygote restarted (its variant was lost)")
 
     table: dict[str, dict[str, Any]] = {}
