@@ -88,7 +88,7 @@ def start(python: str, extra: tuple[str, ...]) -> tuple[Sandbox, float]:
     spawn.BOOTSTRAP = bootstrap(extra)
     try:
         t0 = time.perf_counter()
-        sb.isolation  # starts the (only) zygote
+        assert sb.isolation.active  # starts the (only) zygote
         took = time.perf_counter() - t0
     finally:
         spawn.BOOTSTRAP = plain
