@@ -102,3 +102,36 @@ def test_wheel_ships_yaml_and_is_discovered(fresh_venv, server):
     )
     names = {p["name"].lower() for p in json.loads(listed.stdout)}
     assert "openenv" in names and "openenv-core" not in names
+
+
+def test_the_installed_wheel_serves(fresh_venv):
+    """The server as the Docker image runs it: from the installed wheel, not the checkout
+    (a subpackage missing from pyproject's list fails here, not only in Docker)."""
+    work, python = fresh_venv
+    done = subprocess.run(
+        [str(python), "-c", "import python_env.server.app, python_env.eval.runner"],
+        cwd=work,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_every_package_of_the_checkout_is_in_the_wheel():
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    dirs = {"": "python_env", "server": "python_env.server", "eval": "python_env.eval"}
+    found = set()
+    for init in ROOT.rglob("__init__.py"):
+        rel = init.parent.relative_to(ROOT)
+        parts = rel.parts
+        if not parts:
+            found.add("python_env")
+        elif parts[0] in ("server", "eval"):
+            found.add(".".join([dirs[parts[0]], *parts[1:]]))
+    assert found <= listed, sorted(found - listed)
