@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -25,8 +27,27 @@ def _openenv(*args: str, cwd: Path = ROOT, timeout: float = 240) -> subprocess.C
     )
 
 
-def test_validate_static_passes() -> None:
-    result = _openenv("validate", str(ROOT), "--level", "static", "--skip-build", "--json")
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory) -> Path:
+    """The package as a user validates (and `openenv push` uploads) it: the files git
+    knows, plus the project's own `.venv` (which validate skips). Not the working tree:
+    the tier environments (.venv-runtime, .venv-grpo) hold symlinks validate refuses."""
+    files = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    dest = tmp_path_factory.mktemp("checkout") / "python_env"
+    for name in filter(None, (f.decode() for f in files)):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    (dest / ".venv").symlink_to(ROOT / ".venv")
+    return dest
+
+
+def test_validate_static_passes(checkout: Path) -> None:
+    result = _openenv("validate", str(checkout), "--level", "static", "--skip-build", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     statuses = {r["check_id"]: r["status"] for r in report["results"]}
@@ -34,9 +55,9 @@ def test_validate_static_passes() -> None:
     assert report["verdict"] == "pass"
 
 
-def test_validate_default_levels_do_not_fail() -> None:
+def test_validate_default_levels_do_not_fail(checkout: Path) -> None:
     """Up to `semantic`: what this build cannot check is SKIP (verdict WARN), never FAIL."""
-    result = _openenv("validate", str(ROOT), "--json")
+    result = _openenv("validate", str(checkout), "--json", cwd=checkout)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     failed = [r for r in report["results"] if r["status"] in ("fail", "error")]
