@@ -106,27 +106,26 @@ def check_server(base_url: str, timeout_s: float = 10.0) -> None:
         )
 
 
+def _get_json(base_url: str, path: str, failing: str, timeout_s: float) -> Any:
+    """GET a route of the server as JSON; an EvalError saying what `failing` was if not."""
+    url = f"{base_url.rstrip('/')}{path}"
+    try:
+        response = httpx.get(url, timeout=timeout_s)
+        response.raise_for_status()
+        return response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise EvalError(f"cannot {failing} at {url}: {_one_line(exc)}") from None
+
+
 def remote_catalog(base_url: str, timeout_s: float = 30.0) -> list[dict[str, Any]]:
     """The server's task listing (`GET /tasks`): id, family, difficulty, title."""
-    url = base_url.rstrip("/")
-    try:
-        response = httpx.get(f"{url}/tasks", timeout=timeout_s)
-        response.raise_for_status()
-        tasks = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise EvalError(f"cannot list tasks at {url}/tasks: {_one_line(exc)}") from None
+    tasks = _get_json(base_url, "/tasks", "list tasks", timeout_s)
     return [t for t in tasks if isinstance(t, dict) and "id" in t]
 
 
 def remote_grading(base_url: str, timeout_s: float = 30.0) -> dict[str, Any]:
     """The server's grading version and bank hash (`GET /metadata`), for report.json."""
-    url = base_url.rstrip("/")
-    try:
-        response = httpx.get(f"{url}/metadata", timeout=timeout_s)
-        response.raise_for_status()
-        data = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise EvalError(f"cannot read {url}/metadata: {_one_line(exc)}") from None
+    data = _get_json(base_url, "/metadata", "read the metadata", timeout_s)
     return {k: data.get(k) for k in ("grading_version", "bank_hash")}
 
 

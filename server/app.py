@@ -18,7 +18,7 @@ if __name__ == "__main__" and not __package__:  # `python server/app.py`
 
 import argparse
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, cast
 
@@ -81,6 +81,19 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 _EPISODE_ROUTES = {("/reset", "POST"), ("/step", "POST"), ("/state", "GET"), ("/metadata", "GET")}
+
+
+async def _stateless(act: Callable[[PythonEnvironment], Any]) -> JSONResponse:
+    """HTTP's stateless episode routes: a fresh environment per request, closed after."""
+
+    def play() -> dict[str, Any]:
+        env = PythonEnvironment()
+        try:
+            return serialize_observation(act(env))
+        finally:
+            env.close()
+
+    return JSONResponse(await asyncio.to_thread(play))
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:
@@ -158,14 +171,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     async def reset(options: Annotated[ResetOptions | None, Body()] = None) -> JSONResponse:
         chosen = (options or ResetOptions()).model_dump(exclude_none=True)
 
-        def play() -> dict[str, Any]:
-            env = PythonEnvironment()
-            try:
-                return serialize_observation(env.reset(**chosen))
-            finally:
-                env.close()
-
-        return JSONResponse(await asyncio.to_thread(play))
+        return await _stateless(lambda env: env.reset(**chosen))
 
     @app.post(
         "/step",
@@ -175,14 +181,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         responses={200: {"model": EpisodeReply}, **_errors(409)},
     )
     async def step(body: StepBody) -> JSONResponse:
-        def play() -> dict[str, Any]:
-            env = PythonEnvironment()
-            try:
-                return serialize_observation(env.step(body.action))
-            finally:
-                env.close()
-
-        return JSONResponse(await asyncio.to_thread(play))
+        return await _stateless(lambda env: env.step(body.action))
 
     @app.get(
         "/state",
