@@ -4,7 +4,7 @@ by it, so that what a dead server left behind can be told from a live one's.
 `pysbx-<pid>-<token>` in the temporary directory holds every working directory. The
 owner keeps an exclusive flock on the directory itself for its whole life; the kernel
 drops the lock when the owner dies, even by `kill -9`. A new Sandbox sweeps the roots
-whose lock it can take and whose owner pid is gone, and nothing else: a live server's
+whose lock it can take (their owner is gone), and nothing else: a live server's
 or another replica's root on the same host is never touched.
 """
 
@@ -15,10 +15,12 @@ import os
 import re
 import secrets
 import tempfile
+import time
 from collections.abc import Callable
 
 PREFIX = "pysbx-"
 _NAME = re.compile(rf"{PREFIX}(\d+)-([0-9a-f]+)")
+CLAIM_S = 60.0  # far longer than claim() takes between its mkdir and its flock
 
 
 def claim() -> tuple[str, str, int]:
@@ -42,6 +44,19 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _may_be_dead(pid: int, path: str) -> bool:
+    """Worth trying the lock: the owner pid is gone, or is ours (a previous process with
+    our pid: a restarted container's server is PID 1 again), or is alive but the root
+    is older than a claim takes (the pid was reused by an unrelated process). The lock
+    decides; the age only keeps a root being claimed right now out of reach."""
+    if pid == os.getpid() or not _pid_alive(pid):
+        return True
+    try:
+        return time.time() - os.stat(path).st_mtime > CLAIM_S
+    except OSError:
+        return False
+
+
 def sweep(
     remove: Callable[[str], None], on_dead: Callable[[str], None] = lambda _t: None
 ) -> list[str]:
@@ -55,9 +70,11 @@ def sweep(
     swept = []
     for name in names:
         m = _NAME.fullmatch(name)
-        if m is None or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+        if m is None:
             continue
         path = os.path.join(base, name)
+        if not _may_be_dead(int(m.group(1)), path):
+            continue
         try:
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:

@@ -232,13 +232,17 @@ class Zygote:
         except OSError:
             pass
         ours = {p for p, _, _ in self.children.values()}
-        for orphan in proctree.children(os.getpid()):  # adopted: direct children only
-            if orphan not in ours:
-                try:
-                    os.kill(orphan, signal.SIGKILL)
-                    os.waitpid(orphan, os.WNOHANG)
-                except OSError:
-                    pass
+        strays = [p for p in proctree.children(os.getpid()) if p not in ours]  # adopted
+        for orphan in strays:
+            try:
+                os.kill(orphan, signal.SIGKILL)
+            except OSError:
+                pass
+        for orphan in strays:  # reaped, or each stays a zombie of this zygote for good
+            try:
+                os.waitpid(orphan, 0)
+            except ChildProcessError:
+                pass
         uid = header.get("uid")
         if uid is None or not self.pol.on("uid_drop") or header["kind"] == "kernel":
             return

@@ -57,3 +57,26 @@ def test_a_killed_servers_root_is_swept_and_a_live_ones_is_kept(tmp_path, monkey
     time.sleep(0.2)
     assert roots.sweep(remove_tree) == [live_root]  # once dead, it goes too
     assert not os.path.exists(live_root)
+
+
+def test_a_previous_process_with_our_pid_or_a_reused_pid_is_swept(tmp_path, monkeypatch) -> None:
+    """A restarted container's server is PID 1 again: a root under our own pid with
+    another token is a dead one's. A root whose pid now belongs to an unrelated live
+    process is swept once it is older than a claim takes; a fresh one is left alone."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    ours = tmp_path / f"{roots.PREFIX}{os.getpid()}-aaaaaa"
+    reused_old = tmp_path / f"{roots.PREFIX}1-bbbbbb"  # pid 1 is alive: never a server here
+    reused_new = tmp_path / f"{roots.PREFIX}1-cccccc"
+    for d in (ours, reused_old, reused_new):
+        (d / "k1").mkdir(parents=True)
+    past = time.time() - 2 * roots.CLAIM_S
+    os.utime(reused_old, (past, past))
+    swept = roots.sweep(remove_tree)
+    assert sorted(swept) == sorted([str(ours), str(reused_old)])
+    assert reused_new.is_dir()
+    live, token, fd = roots.claim()  # a live root under our pid: its lock keeps it
+    try:
+        assert live not in roots.sweep(remove_tree) and os.path.isdir(live)
+    finally:
+        os.close(fd)
+        remove_tree(live)
