@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 from .sandbox import Limits
 
@@ -39,6 +40,12 @@ class Settings:
     procedural: bool = False
     task_paths: tuple[str, ...] = ()
     humaneval: bool = False
+    # the per-machine store (server/tasks/cache.py); "" = ~/.cache/python_env
+    cache_dir: str = ""
+
+    @property
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else Path.home() / ".cache" / "python_env"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -73,7 +80,12 @@ class Settings:
             procedural=_flag(get("PYTHON_ENV_PROCEDURAL") or ""),
             task_paths=_list(get("PYTHON_ENV_TASKS") or "", os.pathsep),
             humaneval=_flag(get("PYTHON_ENV_HUMANEVAL") or ""),
+            cache_dir=get("PYTHON_ENV_CACHE_DIR") or _xdg_cache(get("XDG_CACHE_HOME")),
         )
+
+
+def _xdg_cache(xdg_cache_home: str | None) -> str:
+    return str(Path(xdg_cache_home) / "python_env") if xdg_cache_home else ""
 
 
 # The environment variable behind each sandbox limit an operator may set.
