@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from . import cgroups, proctree
 
 CGROUP_V1, PROC_WATCH = "cgroup_v1", "proc_watch"
+Disk = tuple[Sequence[str], int]  # the directories a tree writes to, and their budget in bytes
 
 
 class TreeBudget:
@@ -76,6 +77,22 @@ class TreeBudget:
         """True once the Watcher killed the tree for its total CPU time."""
         raise NotImplementedError
 
+    def disk_exceeded(self) -> bool:
+        """True once the Watcher killed the tree for its files (a disk budget is given
+        only where the workdir is not a size-limited tmpfs)."""
+        w = getattr(self, "w", None)
+        return w is not None and w.exceeded == "disk"
+
+    def check_disk(self) -> bool:
+        """Read the files' usage now (after a cell or run: what the last poll missed);
+        over the budget, kill the tree and mark it. True if over."""
+        w = getattr(self, "w", None)
+        if w is None or w.exceeded is not None or not w.over_disk():
+            return w is not None and w.exceeded == "disk"
+        w.exceeded = "disk"
+        self.kill()
+        return True
+
     def reset(self) -> bool:
         """Kill what is left and zero the counters, for the next run (cheaper than a new
         budget: see benchmarks/README.md); False if the tree would not die."""
@@ -103,6 +120,7 @@ class CgroupBudget(TreeBudget):
         cpu_cores: float | None = None,
         cpu_s: float | None = None,
         watcher: proctree.Watcher | None = None,
+        disk: Disk | None = None,
     ) -> None:
         super().__init__()
         self.cg = cgroups.Cgroup.create(prefix, name)
@@ -111,12 +129,19 @@ class CgroupBudget(TreeBudget):
         try:
             self.cg.limit(memory_bytes, tasks, cpu_cores)
             self.oom_fd = self.cg.oom_eventfd()  # select() on it: readable on OOM
-            if cpu_s is not None:
+            if cpu_s is not None or disk is not None:
                 if watcher is None:
-                    raise ValueError("a CPU-time budget needs a watcher")
+                    raise ValueError("a CPU-time or disk budget needs a watcher")
+                paths, disk_budget = disk if disk is not None else ([], None)
                 self.w = watcher.add(
                     proctree.Watch(
-                        [], None, cpu_budget_s=cpu_s, sample=self._sample, kill=self.cg.kill
+                        [],
+                        None,
+                        cpu_budget_s=cpu_s,
+                        sample=self._sample,
+                        kill=self.cg.kill,
+                        disk_paths=list(paths),
+                        disk_budget=disk_budget,
                     )
                 )
         except BaseException:
@@ -199,10 +224,19 @@ class ProcBudget(TreeBudget):
         memory_bytes: int | None = None,
         tasks: int | None = None,
         cpu_s: float | None = None,
+        disk: Disk | None = None,
     ) -> None:
         super().__init__()
         self.watcher = watcher
-        self.w = proctree.Watch([], memory_bytes, tasks_budget=tasks, cpu_budget_s=cpu_s)
+        paths, disk_budget = disk if disk is not None else ([], None)
+        self.w = proctree.Watch(
+            [],
+            memory_bytes,
+            tasks_budget=tasks,
+            cpu_budget_s=cpu_s,
+            disk_paths=list(paths),
+            disk_budget=disk_budget,
+        )
         self._watching = False
 
     def add(self, pid: int) -> None:
@@ -283,16 +317,18 @@ class Budgets:
         tasks: int | None = None,
         cpu_cores: float | None = None,
         cpu_s: float | None = None,
+        disk: Disk | None = None,
     ) -> TreeBudget:
         """A new tree budget: memory in bytes, tasks (processes + threads), a CPU share in
-        cores (cgroup only) and total CPU seconds. `name` must be unique under the prefix
+        cores (cgroup only), total CPU seconds, and `disk` = (paths, bytes) for the tree's
+        files where they are not on a size-limited tmpfs (polled: see diskuse). `name` must be unique under the prefix
         (for cgroups it is the directory name; `sweep()` is given it back to decide
         whether its owner is dead)."""
         if self.mechanism == CGROUP_V1:
             return CgroupBudget(
-                self.prefix, name, memory_bytes, tasks, cpu_cores, cpu_s, self.watcher
+                self.prefix, name, memory_bytes, tasks, cpu_cores, cpu_s, self.watcher, disk
             )
-        return ProcBudget(self.watcher, memory_bytes, tasks, cpu_s)
+        return ProcBudget(self.watcher, memory_bytes, tasks, cpu_s, disk)
 
     def sweep(self, is_dead: Callable[[str], bool]) -> list[str]:
         """Remove groups left by dead owners (cgroups only; /proc trees die with them)."""

@@ -31,12 +31,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from . import diskuse
 from . import syscalls as sc
 
 PR_SET_CHILD_SUBREAPER = 36
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _HAS_CHILDREN = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+DISK_EVERY = 4  # polls between readings of a tree's files (a walk costs more than /proc)
 SETTLE_ROUNDS = 20  # bound on the re-scans of freeze/kill while a tree is still forking
 
 
@@ -235,12 +237,15 @@ class Watch:
     tasks_budget: int | None = None
     cpu_budget_s: float | None = None
     paused: bool = False  # a frozen tree does not change: skip it
+    disk_paths: list[str] = field(default_factory=list)  # its files (see diskuse)
+    disk_budget: int | None = None
     sample: Callable[[], tuple[int, int, float]] | None = None
     kill: Callable[[], object] | None = None
     peak_bytes: int = 0  # of the readings used: RSS while under budget, else Pss
     last_bytes: int = 0
     polls: int = 0
-    exceeded: str | None = None  # "memory", "tasks" or "cpu" once killed for it
+    exceeded: str | None = None  # "memory", "tasks", "cpu" or "disk" once killed for it
+    disk_bytes: int = 0  # at the last disk reading
     readings: list[tuple[float, int]] = field(default_factory=list)  # when record=True
     record: bool = False
 
@@ -297,12 +302,22 @@ class Watch:
             return "tasks"
         if self.cpu_budget_s is not None and cpu > self.cpu_budget_s:
             return "cpu"
+        if self.disk_budget is not None and self.polls % DISK_EVERY == 0 and self.over_disk():
+            return "disk"
         return None
+
+    def over_disk(self) -> bool:
+        """Read the files' usage now (stops at the budget): over it?"""
+        if self.disk_budget is None:
+            return False
+        self.disk_bytes = diskuse.usage(self.disk_paths, self.disk_budget)
+        return self.disk_bytes > self.disk_budget
 
 
 class Watcher:
     """One daemon thread polling every watched tree each `interval_s`: a tree over its
-    memory, task or CPU-time budget is killed, then `on_exceeded(watch)` is called (in
+    memory, task or CPU-time budget (or, every DISK_EVERY polls, its files over their
+    disk budget) is killed, then `on_exceeded(watch)` is called (in
     the watcher thread: keep it short). Where the kernel lacks task/*/children, one
     /proc scan per poll serves every tree. An unexpected error in a poll is counted in
     `failures` (and kept in `last_error`): the caller can treat a failing watcher as a

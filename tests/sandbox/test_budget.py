@@ -604,3 +604,56 @@ def test_a_busy_tree_stops_at_its_cpu_time_budget(env: Env, mechanism: str) -> N
     assert p.wait(30) == -signal.SIGKILL
     assert b.cpu_exceeded() and not b.memory_exceeded()
     assert wait_for(lambda: b.pids() == [])
+
+
+# -- a disk budget for the tree's files (where the workdir is not a tmpfs) ----------------
+
+WRITER = READY + (
+    "d = sys.argv[1]\n"
+    "for i in range(10 ** 6):\n"  # many files under any per-file limit, as fast as it can
+    "    with open(f'{d}/f{i}', 'wb') as f:\n"
+    "        f.write(b'x' * (1 << 20))\n"
+)
+
+
+def test_disk_usage_counts_blocks_entries_and_links_once(tmp_path) -> None:
+    from python_env.server.sandbox import diskuse
+
+    (tmp_path / "a").write_bytes(b"x" * (1 << 20))
+    (tmp_path / "sub").mkdir()
+    os.link(tmp_path / "a", tmp_path / "sub" / "b")
+    with open(tmp_path / "sparse", "wb") as f:
+        f.truncate(1 << 30)  # 1 GiB long, nothing allocated
+    for i in range(100):
+        (tmp_path / "sub" / f"e{i}").touch()
+    used = diskuse.usage([str(tmp_path)])
+    assert (1 << 20) + 103 * diskuse.ENTRY_BYTES <= used < (1 << 20) + (1 << 18), used
+    assert diskuse.usage([str(tmp_path / "gone")]) == 0
+    assert diskuse.usage([str(tmp_path)], stop_at=1000) > 1000  # stops early, still over
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_a_tree_writing_past_its_disk_budget_is_killed(env: Env, mechanism: str, tmp_path) -> None:
+    b = env.open_budget(mechanism, disk=([str(tmp_path)], 64 * MB))
+    p = env.spawn(WRITER.replace("sys.argv[1]", repr(str(tmp_path))))
+    b.add(p.pid)
+    env.go(p)
+    assert wait_for(lambda: not alive(p.pid), 30), "the writer outlived its disk budget"
+    assert b.disk_exceeded() and not b.memory_exceeded()
+    written = sum(f.stat().st_size for f in tmp_path.iterdir())
+    print(f"{mechanism}: {written / MB:.0f} MB written under a 64 MB budget")
+    assert written > 64 * MB  # it did go over (polled), and was stopped far short of 10**6 MB
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_check_disk_after_a_run_catches_what_the_last_poll_missed(
+    env: Env, mechanism: str, tmp_path
+) -> None:
+    b = env.open_budget(mechanism, disk=([str(tmp_path)], 8 * MB))
+    p = env.spawn(READY + "time.sleep(60)\n")
+    b.add(p.pid)
+    env.go(p)
+    assert not b.check_disk() and alive(p.pid)
+    (tmp_path / "big").write_bytes(b"x" * (9 * MB))
+    assert b.check_disk() and b.disk_exceeded()
+    assert wait_for(lambda: not alive(p.pid))
