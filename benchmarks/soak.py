@@ -78,25 +78,34 @@ async def _send(ws: Any, message: dict[str, Any]) -> dict[str, Any]:
 
 
 async def well_behaved(url: str, tally: Tally, stop: float, k: int) -> None:
-    """A session that resets and steps until the end: every step must be answered."""
-    async with connect(url, max_size=2**24) as ws:
-        await _send(ws, {"type": "reset", "data": {}})
-        i = 0
-        while time.monotonic() < stop:
-            i += 1
-            persistent = i % 3 != 0
-            code = f"print({k} * {i})" if persistent else f"print({i})"
-            reply = await _send(
-                ws, {"type": "step", "data": {"code": code, "persistent": persistent}}
-            )
-            want = f"{k * i if persistent else i}\n"
-            got = reply.get("data", {}).get("observation", {}).get("run", {}).get("stdout")
-            if reply["type"] != "observation" or got != want:
-                tally.good_errors.append(json.dumps(reply)[:300])
-            tally.good_steps += 1
-            if i % 25 == 0:
-                await _send(ws, {"type": "reset", "data": {}})
-            await asyncio.sleep(0.05)
+    """A session that resets and steps until the end: every step must be answered. A
+    session closed under it (which must not happen) is one error, noted with how long the
+    step before took, and the loop goes on in a new session."""
+    t0 = time.monotonic()
+    while time.monotonic() < stop:
+        async with connect(url, max_size=2**24) as ws:
+            await _send(ws, {"type": "reset", "data": {}})
+            i = 0
+            while time.monotonic() < stop:
+                i += 1
+                persistent = i % 3 != 0
+                code = f"print({k} * {i})" if persistent else f"print({i})"
+                sent = time.monotonic()
+                reply = await _send(
+                    ws, {"type": "step", "data": {"code": code, "persistent": persistent}}
+                )
+                want = f"{k * i if persistent else i}\n"
+                got = reply.get("data", {}).get("observation", {}).get("run", {}).get("stdout")
+                tally.good_steps += 1
+                if reply["type"] != "observation" or got != want:
+                    took = time.monotonic() - sent
+                    note = f"at {sent - t0:.0f} s, the step took {took:.1f} s: "
+                    tally.good_errors.append(note + json.dumps(reply)[:300])
+                    if reply.get("data", {}).get("code") == "SESSION_CLOSED":
+                        break  # a new session
+                if i % 25 == 0:
+                    await _send(ws, {"type": "reset", "data": {}})
+                await asyncio.sleep(0.05)
 
 
 async def chaotic(url: str, tally: Tally, stop: float, rng: random.Random, tasks: list) -> None:

@@ -217,7 +217,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             ) from None
 
     _document_guard(app, bool(settings.token))
-    app.add_middleware(Guard, token=settings.token)
+    app.add_middleware(Guard, token=settings.token, idle_timeout_s=settings.session_timeout_s)
     return app
 
 

@@ -5,6 +5,11 @@ runs in OpenEnv's session executor (which only calls `close()` after the step).
 The watcher adds `WATCH_KEY` (a random per-connection key) to every reset it forwards;
 `PythonEnvironment.reset` registers itself under that key. Clients cannot set the key:
 the watcher overwrites it, and HTTP resets accept only `ResetOptions`.
+
+While its connection lives, an environment is closed only from here (`take` then
+`close`): OpenEnv's idle reaper counts a step in flight as idle time (its clock moves
+only when a reply is sent), so it would end a session whose step runs longer than
+`SESSION_TIMEOUT_S`; the guard reaps idle connections itself, knowing what is in flight.
 """
 
 from __future__ import annotations
@@ -32,6 +37,12 @@ def take(key: str) -> Closable | None:
     """The environment of connection `key`, forgotten here (None if it never reset)."""
     with _lock:
         return _envs.pop(key, None)
+
+
+def connected(env: Closable) -> bool:
+    """Is `env` played by a live WebSocket connection (so only its departure closes it)?"""
+    with _lock:
+        return any(e is env for e in _envs.values())
 
 
 def count() -> int:

@@ -13,6 +13,10 @@ three things it does not do:
   OpenEnv's handler waits for a step: when the client closes, drops, misses its pings
   or says `close`, the connection's environment is closed from here (see
   `departures`), messages it had queued are dropped, and nothing more is sent to it.
+- **Idle connections are reaped here**, not by OpenEnv (whose clock counts a step in
+  flight as idle): a connection with nothing in flight and no message for
+  `SESSION_TIMEOUT_S` gets a `SESSION_TIMEOUT` error frame and is closed, and its
+  environment with it. A step may run as long as its limits allow.
 - **Typed error codes on the wire and an optional access token** (`PYTHON_ENV_TOKEN`).
   An environment's `ActionError` reaches OpenEnv's handler as `EXECUTION_ERROR` with
   the message `[CODE] text`; its frame is rewritten to `code=CODE, message=text`.
@@ -92,8 +96,10 @@ def parse_json(raw: str | bytes) -> Any:
 class Guard:
     """See the module docstring. `token`: required of every client if set."""
 
-    def __init__(self, app: ASGIApp, token: str = "") -> None:
-        self.app, self.token = app, token
+    def __init__(self, app: ASGIApp, token: str = "", idle_timeout_s: float | None = None) -> None:
+        self.app, self.token, self.idle_timeout_s = app, token, idle_timeout_s
+        self.connections: set[_Connection] = set()
+        self._reaper: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -185,7 +191,24 @@ class Guard:
         if scope["path"] != "/ws":
             await self.app(scope, receive, send)
             return
-        await _Connection(self.app, scope, receive, send).serve()
+        connection = _Connection(self.app, scope, receive, send)
+        self.connections.add(connection)
+        if self.idle_timeout_s and self._reaper is None:
+            self._reaper = asyncio.ensure_future(self._reap(self.idle_timeout_s))
+        try:
+            await connection.serve()
+        finally:
+            self.connections.discard(connection)
+
+    async def _reap(self, timeout_s: float) -> None:
+        """Every quarter of the timeout (at most 5 s): expire the idle connections."""
+        while True:
+            await asyncio.sleep(min(timeout_s / 4, 5.0))
+            now = asyncio.get_running_loop().time()
+            for connection in list(self.connections):
+                if connection.idle_since(now) > timeout_s:
+                    with contextlib.suppress(Exception):
+                        await connection.expire(timeout_s)
 
 
 class _Connection:
@@ -198,6 +221,8 @@ class _Connection:
         self.refused: dict[str, dict[str, str]] = {}
         self.gone = False  # the socket is closed: nothing more can be sent
         self.closing: asyncio.Task[None] | None = None
+        self.in_flight = 0  # messages handed to OpenEnv and not yet answered
+        self.last = asyncio.get_running_loop().time()  # of the last message either way
 
     async def serve(self) -> None:
         app = asyncio.ensure_future(self.app(self.scope, self.inbox.get, self._send))
@@ -211,9 +236,24 @@ class _Connection:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pump
-            departures.take(self.key)
+            env = departures.take(self.key)  # the handler ended without a departure
+            if env is not None and self.closing is None:
+                self.closing = asyncio.ensure_future(asyncio.to_thread(env.close))
             if self.closing is not None:
                 await asyncio.shield(self.closing)
+
+    def idle_since(self, now: float) -> float:
+        """Seconds with nothing in flight and no message (0 while a message is in flight)."""
+        return 0.0 if self.in_flight or self.gone else now - self.last
+
+    async def expire(self, timeout_s: float) -> None:
+        """Idle past the timeout: say so, close the socket, end the handler and the env."""
+        message = f"no message for {timeout_s:g} s (SESSION_TIMEOUT_S): the session ended"
+        await self.send(_frame("SESSION_TIMEOUT", message))
+        await self.send({"type": "websocket.close", "code": 1000})
+        self.gone = True
+        self._depart()
+        self.inbox.put_nowait({"type": "websocket.disconnect", "code": 1000})
 
     async def _pump(self) -> None:
         while True:
@@ -221,6 +261,8 @@ class _Connection:
             kind = message["type"]
             if kind == "websocket.receive":
                 message, leaving = self._screen(message)
+                self.in_flight += 1
+                self.last = asyncio.get_running_loop().time()
                 if leaving:
                     self._depart()
             elif kind == "websocket.disconnect":
@@ -266,6 +308,9 @@ class _Connection:
         return {"type": "websocket.receive", "text": json.dumps({"type": marker})}
 
     async def _send(self, message: Message) -> None:
+        if message["type"] == "websocket.send":
+            self.in_flight = max(0, self.in_flight - 1)
+            self.last = asyncio.get_running_loop().time()
         if self.gone:
             return  # the client left: a late reply has no one to go to
         text = message.get("text")

@@ -263,7 +263,10 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
     def close(self) -> None:
         """Free the session's kernel (and its working directory), for good. Safe to call
         from another thread while a step runs (the transport does, when the client goes)
-        and more than once."""
+        and more than once. While a WebSocket connection plays this environment, only its
+        departure closes it (see `departures`): a close from anywhere else is ignored."""
+        if departures.connected(self):
+            return
         with self._kernel_lock:
             self._closed = True
         if self._runtime is not None:  # one-shot and graded runs of a step in flight

@@ -6,6 +6,7 @@ import contextlib
 import json
 import time
 
+import pytest
 from python_env.server.launcher import run_server
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -76,3 +77,25 @@ def test_a_step_running_when_its_session_closes_records_nothing():
     with pytest.raises(ActionError) as again:
         env.step(PythonAction(code="print(1)"))
     assert again.value.code == "SESSION_CLOSED"
+
+
+def test_a_step_longer_than_the_idle_timeout_keeps_its_session_and_idle_ones_expire():
+    """OpenEnv's reaper counts a step in flight as idle time; the guard reaps instead,
+    so a cell that sleeps past SESSION_TIMEOUT_S (and the reaper's 5 s round) is answered
+    and its session goes on; silence past the timeout ends the session with a typed
+    frame and a closed socket."""
+    env = {"SESSION_TIMEOUT_S": "2", "PYTHON_ENV_TIMEOUT_S": "30", "PYTHON_ENV_CPU_S": "30"}
+    with run_server(**env) as server, connect(server.ws_url) as ws:
+        ws.send(RESET)
+        assert json.loads(ws.recv(timeout=30))["type"] == "observation"
+        for code in ("import time; time.sleep(8); x = 41", "print(x + 1)"):
+            ws.send(json.dumps({"type": "step", "data": {"code": code}}))
+            reply = json.loads(ws.recv(timeout=60))
+            assert reply["type"] == "observation", reply
+        assert reply["data"]["observation"]["run"]["stdout"] == "42\n"
+        t0 = time.monotonic()
+        expired = json.loads(ws.recv(timeout=30))  # nothing sent: the timeout runs
+        assert expired["type"] == "error" and expired["data"]["code"] == "SESSION_TIMEOUT"
+        print(f"expired {time.monotonic() - t0:.1f} s after the last reply")
+        with contextlib.suppress(TimeoutError), pytest.raises(ConnectionClosed):
+            ws.recv(timeout=10)
