@@ -143,6 +143,20 @@ class ZygoteHandle:
                 self._proc.kill()
                 self._stop()
 
+    def request(self, header: dict[str, Any], fds: list[int]) -> socket.socket:
+        """Ask the zygote to fork without waiting for it: the returned socket gets the
+        pid (`read_pid`), then the exit notice. Raises OSError if the zygote is gone."""
+        ctl = self.ensure()
+        rp, rc = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            socket.send_fds(ctl, [json.dumps(header).encode()], [rc.fileno(), *fds])
+        except OSError:
+            rp.close()
+            raise
+        finally:
+            rc.close()
+        return rp
+
     def spawn(self, header: dict[str, Any], fds: list[int]) -> tuple[socket.socket, int]:
         """Ask the zygote to fork; returns (exit-notice socket, pid)."""
         data = json.dumps(header).encode()
@@ -221,7 +235,8 @@ def _pipe(nonblock_read: bool = True) -> tuple[int, int]:
 
 
 class Child:
-    """A running sandboxed child as the parent sees it."""
+    """A running sandboxed child as the parent sees it. With `spare`, one forked and
+    isolated ahead of its run, waiting for its code: `go()` starts it."""
 
     def __init__(
         self,
@@ -234,6 +249,7 @@ class Child:
         pidns: bool,
         requests: bool = False,
         on_line: Callable[[Child, dict[str, Any] | None], None] | None = None,
+        spare: bool = False,
     ) -> None:
         self.limits = limits
         self.out, self.err = (
@@ -252,11 +268,29 @@ class Child:
         self.out_r, out_w = _pipe()
         self.err_r, err_w = _pipe()
         self.res_r, res_w = _pipe()
+        self.pidfd: int | None = None
+        self.t0 = self.t1 = 0.0
+        self.reply: socket.socket | None = None
+        self.pid = 0
+        self.req_w: int | None = None
+        self._code: socket.socket | None = None
+        if spare:
+            self._code, code_r = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            fds = [os.dup(devnull()), out_w, err_w, res_w, code_r.fileno()]
+            try:
+                self.reply = zygote.request(header, fds)
+            except BaseException:
+                self.close()
+                raise
+            finally:
+                code_r.close()
+                for fd in fds[:-1]:
+                    os.close(fd)
+            return
         pay = memfd(json.dumps(payload).encode())
         sin = memfd(stdin.encode()) if stdin else os.dup(devnull())
         fds = [pay, sin, out_w, err_w, res_w]
         to_close += fds
-        self.req_w: int | None = None
         if requests:
             req_r, self.req_w = _pipe(nonblock_read=False)
             try:
@@ -267,8 +301,6 @@ class Child:
             fds.append(req_r)
             to_close.append(req_r)
         self.t0 = time.monotonic()
-        self.t1 = 0.0
-        self.reply: socket.socket | None = None
         try:
             self.reply, self.pid = zygote.spawn(header, fds)
         except BaseException:
@@ -277,17 +309,57 @@ class Child:
         finally:
             for fd in to_close:
                 os.close(fd)
+        self._open_pidfd()
+
+    def _open_pidfd(self) -> None:
         try:
-            self.pidfd: int | None = os.pidfd_open(self.pid)
+            self.pidfd = os.pidfd_open(self.pid)
         except OSError:
             self.pidfd = None
+
+    def go(self, payload: bytes, stdin: str) -> bool:
+        """Hand a spare its code (JSON `payload`) and stdin; False if the spare is not
+        usable (the zygote refused the fork or died, the child is gone): close it then
+        and start the run the ordinary way."""
+        if self._code is None or self.reply is None:
+            return False
+        try:
+            self.reply.settimeout(caps.ZYGOTE_START_S)
+            answer = json.loads(self.reply.recv(4096) or b"{}")
+            self.reply.settimeout(None)
+        except (OSError, ValueError):
+            return False
+        if "pid" not in answer:
+            return False
+        self.pid = int(answer["pid"])
+        self._open_pidfd()
+        fds: list[int] = []
+        if len(payload) <= caps.CODE_INLINE:
+            msg = b"I" + payload
+        else:
+            msg = b"M"
+            fds.append(memfd(payload))
+        if stdin:
+            fds.append(memfd(stdin.encode()))
+        self.t0 = time.monotonic()
+        try:
+            socket.send_fds(self._code, [msg], fds)
+        except OSError:
+            return False
+        finally:
+            for fd in fds:
+                os.close(fd)
+            self._code.close()
+            self._code = None
+        return True
 
     def kill(self, why: str = "") -> None:
         with self._fd_lock:
             if self.exit is not None or self._closed:
                 return
             self.killed_for = self.killed_for or why
-            sigkill(self.pid, self.pidfd, self.pidns)
+            if self.pid > 0:  # a spare not started yet has none
+                sigkill(self.pid, self.pidfd, self.pidns)
 
     def send(self, obj: dict[str, Any]) -> bool:
         """Write one request line without ever blocking (the pipe was enlarged; a child
@@ -312,6 +384,9 @@ class Child:
 
     def close(self) -> None:
         self.close_requests()
+        if self._code is not None:  # an unused spare: EOF makes it exit
+            self._code.close()
+            self._code = None
         with self._fd_lock:
             self._closed = True
             for name in ("out_r", "err_r", "res_r", "pidfd"):
