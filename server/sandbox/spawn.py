@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
-import selectors
+import select
 import signal
 import socket
 import subprocess
@@ -428,6 +429,22 @@ class Child:
             self.kill("result channel overflow")
 
 
+class _Watch:
+    """The fds a pump polls, each with what it is."""
+
+    def __init__(self) -> None:
+        self.poll = select.poll()
+        self.what: dict[int, tuple[Child | None, str]] = {}
+
+    def add(self, fd: int, child: Child | None, what: str) -> None:
+        self.what[fd] = (child, what)
+        self.poll.register(fd, select.POLLIN)
+
+    def unregister(self, fd: int | None) -> None:
+        if fd is not None and self.what.pop(fd, None) is not None:
+            self.poll.unregister(fd)
+
+
 def pump(
     children: list[Child],
     deadline: float,
@@ -436,66 +453,67 @@ def pump(
 ) -> bool:
     """Serve the children's pipes until all have exited (or `stop()`); SIGKILL them all
     at the deadline, or when their tree (`guard`) hits its memory or CPU budget.
-    Returns True if the deadline was hit."""
-    sel = selectors.DefaultSelector()
+    Returns True if the deadline was hit. (poll(2): no epoll set to make and tear down
+    per run.)"""
+    watch = _Watch()
     if guard is not None and guard.oom_fd is not None:
-        sel.register(guard.oom_fd, selectors.EVENT_READ, (None, "oom"))
+        watch.add(guard.oom_fd, None, "oom")
     for c in children:
         if c.exit is not None:
             continue
-        sel.register(c.out_r, selectors.EVENT_READ, (c, "out"))
-        sel.register(c.err_r, selectors.EVENT_READ, (c, "err"))
-        sel.register(c.res_r, selectors.EVENT_READ, (c, "res"))
-        assert c.reply is not None
-        sel.register(c.reply, selectors.EVENT_READ, (c, "exit"))
+        assert c.reply is not None and c.out_r is not None
+        assert c.err_r is not None and c.res_r is not None
+        watch.add(c.out_r, c, "out")
+        watch.add(c.err_r, c, "err")
+        watch.add(c.res_r, c, "res")
+        watch.add(c.reply.fileno(), c, "exit")
     timed_out = False
-    try:
-        while any(c.exit is None for c in children) and not (stop and stop()):
-            now = time.monotonic()
-            left = deadline - now
-            if guard is not None and not timed_out and guard.check_cpu(now):
+    while any(c.exit is None for c in children) and not (stop and stop()):
+        now = time.monotonic()
+        left = deadline - now
+        if guard is not None and not timed_out and guard.check_cpu(now):
+            for c in children:
+                c.kill("CPU budget")
+        if left <= 0:
+            if timed_out:  # the zygote never told us: give up on it
                 for c in children:
-                    c.kill("CPU budget")
-            if left <= 0:
-                if timed_out:  # the zygote never told us: give up on it
-                    for c in children:
-                        if c.exit is None:
-                            c.exit, c.t1 = {"exit": None}, time.monotonic()
-                    break
-                timed_out = True
-                for c in children:
-                    c.kill("timeout")
-                deadline = time.monotonic() + caps.KILL_GRACE_S
+                    if c.exit is None:
+                        c.exit, c.t1 = {"exit": None}, time.monotonic()
+                break
+            timed_out = True
+            for c in children:
+                c.kill("timeout")
+            deadline = time.monotonic() + caps.KILL_GRACE_S
+            continue
+        wait = left if guard is None else max(0.0, min(left, guard.next_check - now))
+        for fd, _ in watch.poll.poll(math.ceil(wait * 1000)):
+            if fd not in watch.what:
                 continue
-            wait = left if guard is None else max(0.0, min(left, guard.next_check - now))
-            for key, _ in sel.select(wait):
-                c, what = key.data
-                if what == "oom":
-                    assert guard is not None
-                    guard.on_oom()
-                    for c in children:
-                        c.kill("memory limit")
-                elif what == "exit":
-                    _on_exit(c, sel)
-                elif c.exit is None:  # after the exit notice the pipes were drained
-                    _on_data(c, what, sel)
-    finally:
-        sel.close()
+            owner, what = watch.what[fd]
+            if what == "oom":
+                assert guard is not None
+                guard.on_oom()
+                for c in children:
+                    c.kill("memory limit")
+            elif what == "exit":
+                assert owner is not None
+                _on_exit(owner, watch)
+            elif owner is not None and owner.exit is None:  # after the exit notice: drained
+                _on_data(owner, what, watch)
     return timed_out
 
 
-def _on_data(c: Child, what: str, sel: selectors.BaseSelector, drain: bool = False) -> None:
+def _on_data(c: Child, what: str, watch: _Watch, drain: bool = False) -> None:
     fd = {"out": c.out_r, "err": c.err_r, "res": c.res_r}[what]
+    if fd is None:
+        return
     for _ in range(64 if drain else 1):
         data = read_some(fd)
         if data is None:
             return
         if not data:
             if not drain:
-                try:
-                    sel.unregister(fd)
-                except (KeyError, ValueError):
-                    pass
+                watch.unregister(fd)
             return
         if what == "res":
             c._feed_lines(data)
@@ -507,7 +525,7 @@ def _on_data(c: Child, what: str, sel: selectors.BaseSelector, drain: bool = Fal
                 return
 
 
-def _on_exit(c: Child, sel: selectors.BaseSelector) -> None:
+def _on_exit(c: Child, watch: _Watch) -> None:
     try:
         msg = c.reply.recv(4096) if c.reply is not None else b""
     except OSError:
@@ -516,10 +534,6 @@ def _on_exit(c: Child, sel: selectors.BaseSelector) -> None:
     # no message: the zygote died (and took the child with it): not the child's doing
     c.exit = json.loads(msg) if msg else {"exit": None, "lost": True}
     for what in ("out", "err", "res"):
-        _on_data(c, what, sel, drain=True)
-    for fd in (c.out_r, c.err_r, c.res_r, c.reply):
-        if fd is not None:
-            try:
-                sel.unregister(fd)
-            except (KeyError, ValueError):
-                pass
+        _on_data(c, what, watch, drain=True)
+    for fd in (c.out_r, c.err_r, c.res_r, c.reply.fileno() if c.reply is not None else None):
+        watch.unregister(fd)
