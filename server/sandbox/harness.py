@@ -165,13 +165,18 @@ def await_code(fd: int) -> dict[str, Any]:
     """A spare child's wait for its run: one message on socket `fd`, b"I" + JSON payload
     or b"M" with the payload in the first fd passed; a stdin fd (if any) comes last.
     EOF (the server dropped the spare): exit quietly."""
+    import array
     import socket
 
     sock = socket.socket(fileno=fd)
-    msg, fds, _, _ = socket.recv_fds(sock, caps.CODE_INLINE + 64, 2)
+    msg, anc, _, _ = sock.recvmsg(caps.CODE_INLINE + 64, socket.CMSG_LEN(8))
     sock.close()
     if not msg:
         os._exit(0)
+    got = array.array("i")
+    for _level, _kind, data in anc:  # SCM_RIGHTS only: nothing else is sent on it
+        got.frombytes(data[: len(data) - len(data) % got.itemsize])
+    fds = list(got)
     if msg[:1] == b"M":
         data = os.pread(fds[0], os.fstat(fds[0]).st_size, 0)
         os.close(fds.pop(0))

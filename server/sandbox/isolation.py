@@ -401,11 +401,15 @@ def set_rlimits(lim: dict[str, Any]) -> None:
         resource.setrlimit(res, val)
 
 
-def scrub_env(workdir: str) -> None:
-    """The zygote already runs with BASE_ENV only; a child just gets its own HOME."""
-    if set(os.environ) - set(BASE_ENV) - {"HOME", "TMPDIR"}:
+def base_env() -> None:
+    """The zygote's own environment: BASE_ENV only (the server starts it so)."""
+    if set(os.environ) - set(BASE_ENV) - {"HOME"}:
         os.environ.clear()
         os.environ.update(BASE_ENV)
+
+
+def scrub_env(workdir: str) -> None:
+    """A child inherits the zygote's (base_env()); it just gets its own HOME."""
     os.environ["HOME"] = os.environ["TMPDIR"] = workdir
 
 

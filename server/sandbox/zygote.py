@@ -19,6 +19,7 @@ EOF on the control socket (server gone) kills every child and exits.
 
 from __future__ import annotations
 
+import _signal
 import fcntl
 import gc
 import json
@@ -182,8 +183,9 @@ class Zygote:
             for target, fd in zip(targets, high, strict=True):
                 os.dup2(fd, target)
             sc.close_fds_from(max(targets) + 1)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            # _signal: signal.signal() converts to and from enums in Python code
+            _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
+            _signal.signal(_signal.SIGINT, _signal.default_int_handler)
             isolation.apply_child(
                 self.pol,
                 own_tmpfs=kind == "kernel",
@@ -349,6 +351,7 @@ def main(argv: list[str]) -> None:
         os.execv(exe, [exe, "-s", "-P", "-c", BOOTSTRAP, here, sys.argv[2], *argv, pol.to_json()])
     os.set_inheritable(ctl.fileno(), False)
     pol = isolation.Policy.from_json(argv[2])
+    isolation.base_env()  # once here: a child then only sets its HOME and TMPDIR
     pol.prepare()
     if pol.pid_ns_fd >= 0:
         os.set_inheritable(pol.pid_ns_fd, False)
