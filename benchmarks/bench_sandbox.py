@@ -6,7 +6,8 @@ sandboxes have every isolation layer and the whole-run budgets on (default setti
 one slot per core). Rounds alternate the order of the two variants, and each round
 measures, per variant:
 
-- p50 latency of `Sandbox.run("print(1 + 1)")` with one caller (`--runs` runs);
+- p50 latency of `Sandbox.run("print(1 + 1)")` with one caller (`--runs` runs, a
+  `--gap-ms` pause before each, as between an agent's steps: the pause is not timed);
 - CPU per run over those runs: this process (the caller and the sandbox's threads,
   `time.process_time`) plus each slot's cgroup (`cpuacct.usage`: the zygote and every
   child it forked, exited ones included), or, without cgroups, the zygotes' CPU plus
@@ -75,12 +76,14 @@ def tree_cpu_s(sb: Any) -> float:
     return sum(process_cpu_s(p) or 0.0 for p in sb.zygote_pids())
 
 
-def latency_and_cpu(sb: Any, runs: int) -> dict[str, float]:
+def latency_and_cpu(sb: Any, runs: int, gap_s: float) -> dict[str, float]:
     uses_groups = bool([b for b in getattr(sb, "_slot_budgets", []) if b is not None])
     ts: list[float] = []
     own = 0.0
     t0, c0 = time.process_time(), tree_cpu_s(sb)
     for _ in range(runs):
+        if gap_s:
+            time.sleep(gap_s)
         a = time.perf_counter()
         r = sb.run(CODE)
         ts.append((time.perf_counter() - a) * 1000)
@@ -115,6 +118,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=200, help="sequential runs per round")
     ap.add_argument("--seconds", type=float, default=3.0, help="8-caller window per round")
     ap.add_argument("--baseline", default="main", help="git revision of the baseline")
+    ap.add_argument("--gap-ms", type=float, default=5.0, help="pause between the sequential runs")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sandbox.json"))
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory(prefix="bench-sandbox-")
@@ -133,7 +137,7 @@ def main() -> None:
     for rnd in range(args.rounds):
         order = list(variants) if rnd % 2 == 0 else list(reversed(variants))
         for name in order:
-            row = latency_and_cpu(variants[name], args.runs)
+            row = latency_and_cpu(variants[name], args.runs, args.gap_ms / 1000)
             row["runs_per_s_8"] = throughput(variants[name], 8, args.seconds)
             rows[name].append(row)
         loads.append(os.getloadavg()[0])
@@ -156,6 +160,7 @@ def main() -> None:
             "loadavg_1m": loads,
         },
         "baseline": args.baseline,
+        "gap_ms": args.gap_ms,
         "isolation": {n: list(sb.isolation.active) for n, sb in variants.items()},
         "rounds": rows,
         "seconds": time.monotonic() - t_start,
@@ -168,7 +173,7 @@ def main() -> None:
     report["ratios"] = {k: med["candidate"][k] / med["baseline"][k] for k in med["baseline"]}
     print(f"\nmedians of {args.rounds} rounds{'':8}{'baseline':>10}{'candidate':>11}{'ratio':>8}")
     labels = {
-        "p50_ms": "p50 latency, 1 caller (ms)",
+        "p50_ms": f"p50 latency, 1 caller, {args.gap_ms:g} ms apart",
         "cpu_ms": "CPU per run, all processes (ms)",
         "server_cpu_ms": "  of which this process (ms)",
         "runs_per_s_8": "runs/s, 8 callers",

@@ -44,22 +44,24 @@ from .treebudget import RunGuard, SlotBudget, kernel_budget
 from .workdirs import check_files, listdir, remove_tree
 
 _UID_BLOCK = 4096
+_ATTEMPTS = 3  # of a one-shot run whose zygote died under it
 _OWNER: contextvars.ContextVar[object | None] = contextvars.ContextVar("owner", default=None)
 FAULTS = {"", "spawn", "fork", "budget"}  # tests only: see Sandbox
 
 
 class SlotPool:
-    """`n` slots handed out strictly first-come first-served."""
+    """`n` slots handed out strictly first-come first-served, and used round-robin: the
+    slot freed last is taken last, so its spare child has the most time to be ready."""
 
     def __init__(self, n: int) -> None:
-        self._free = list(range(n - 1, -1, -1))
+        self._free = collections.deque(range(n))
         self._waiters: collections.deque[list[Any]] = collections.deque()
         self._lock = threading.Lock()
 
     def acquire(self) -> int:
         with self._lock:
             if self._free and not self._waiters:
-                return self._free.pop()
+                return self._free.popleft()
             ticket: list[Any] = [threading.Event(), None]
             self._waiters.append(ticket)
         ticket[0].wait()
@@ -501,11 +503,13 @@ class Sandbox:
     ) -> tuple[RunResult, dict[str, Any]]:
         lim = limits or self.limits
         payload = {"code": code, "files": check_files(files)}
-        for attempt in range(2):  # once more if the zygote died under the run
+        # again if the zygote died under the run (a spare of that zygote may be the next
+        # to go with it): an infrastructure fault, never the candidate's result
+        for attempt in range(_ATTEMPTS):
             try:
                 result, info, lost = self._run_once(payload, stdin, lim)
             except ZygoteLost:
-                if attempt:
+                if attempt == _ATTEMPTS - 1:
                     raise
                 continue
             if not lost:
