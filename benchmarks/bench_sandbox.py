@@ -1,209 +1,193 @@
-"""Benchmark the sandbox engine against naive `subprocess.run([python, "-c", code])`.
+"""One-shot isolated runs: this checkout's sandbox against a baseline, in one process.
 
-Measures per-run latency (p50/p99, one caller) and throughput (runs/s with 1, 2 and 8
-concurrent caller threads) for: the engine's one-shot run, a persistent kernel, the
-naive subprocess; and a small graded suite (run_cases with 20 cases of a simple
-function vs one naive subprocess per suite). Prints a table and writes
-benchmarks/results/sandbox.json. Bounded: about a minute. Not a test.
+The baseline is the sandbox package of another git revision (default `main`), taken
+with `git archive` into a temporary directory and loaded under another name; both
+sandboxes have every isolation layer and the whole-run budgets on (default settings,
+one slot per core). Rounds alternate the order of the two variants, and each round
+measures, per variant:
 
-    python benchmarks/bench_sandbox.py [--seconds 2.0]
+- p50 latency of `Sandbox.run("print(1 + 1)")` with one caller (`--runs` runs, a
+  `--gap-ms` pause before each, as between an agent's steps: the pause is not timed);
+- CPU per run over those runs: this process (the caller and the sandbox's threads,
+  `time.process_time`) plus each slot's cgroup (`cpuacct.usage`: the zygote and every
+  child it forked, exited ones included), or, without cgroups, the zygotes' CPU plus
+  each run's own;
+- runs/s with 8 caller threads for `--seconds`.
+
+Prints the median of each figure over the rounds, the ratio candidate/baseline, the
+load average, and writes benchmarks/results/sandbox.json. Not a test.
+
+    python benchmarks/bench_sandbox.py [--rounds 5] [--runs 200] [--seconds 3] [--baseline main]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import io
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
-from python_env.server.sandbox import CaseSpec, Limits, Sandbox
+import python_env.server.sandbox as candidate
+from python_env.server.sandbox import budget as candidate_budget
+from python_env.server.sandbox.syscalls import process_cpu_s
 
+ROOT = Path(__file__).resolve().parents[1]
 CODE = "print(1 + 1)"
-SOLUTION = "def add(a, b):\n    return a + b\n"
-CASES = [CaseSpec((i, 2 * i)) for i in range(20)]
-NAIVE_SUITE = (
-    "import json\n" + SOLUTION + f"cases = {[list(c.args) for c in CASES]!r}\n"
-    "print(json.dumps([add(*a) for a in cases]))\n"
-)
-LIMITS = Limits(wall_s=10, cpu_s=10)
 
 
-def naive_run(code: str) -> str:
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30
+def load_baseline(ref: str, into: str) -> ModuleType:
+    """The sandbox package of git revision `ref`, importable as `sandbox_baseline`."""
+    tar = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "server/sandbox"], capture_output=True, check=True
     ).stdout
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+        t.extractall(into, filter="data")
+    path = os.path.join(into, "server", "sandbox")
+    spec = importlib.util.spec_from_file_location(
+        "sandbox_baseline", os.path.join(path, "__init__.py"), submodule_search_locations=[path]
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["sandbox_baseline"] = mod
+    spec.loader.exec_module(mod)
+    # one owner tag for both copies: each Sandbox sweeps the cgroups of "dead" owners,
+    # and a second copy's tag under the same pid would look like a dead one's
+    sys.modules["sandbox_baseline.budget"]._TAG = candidate_budget._TAG  # type: ignore[attr-defined]
+    return mod
 
 
-def latency(fn: Callable[[], object], seconds: float, max_n: int = 400) -> dict[str, float]:
-    fn()  # warm
+def tree_cpu_s(sb: Any) -> float:
+    """CPU of everything the sandbox forked (see module doc)."""
+    groups = [b.cg for b in getattr(sb, "_slot_budgets", []) if b is not None and b.cg is not None]
+    if groups:
+        return sum(g.cpu_s() for g in groups)
+    return sum(process_cpu_s(p) or 0.0 for p in sb.zygote_pids())
+
+
+def latency_and_cpu(sb: Any, runs: int, gap_s: float) -> dict[str, float]:
+    uses_groups = bool([b for b in getattr(sb, "_slot_budgets", []) if b is not None])
     ts: list[float] = []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end and len(ts) < max_n:
-        t = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t) * 1000)
-    ts.sort()
-    return {
-        "p50_ms": statistics.median(ts),
-        "p99_ms": ts[min(len(ts) - 1, int(len(ts) * 0.99))],
-        "n": len(ts),
-    }
+    own = 0.0
+    t0, c0 = time.process_time(), tree_cpu_s(sb)
+    for _ in range(runs):
+        if gap_s:
+            time.sleep(gap_s)
+        a = time.perf_counter()
+        r = sb.run(CODE)
+        ts.append((time.perf_counter() - a) * 1000)
+        assert r.stdout == "2\n" and r.exit_code == 0, r
+        own += r.cpu_time_ms
+    server = (time.process_time() - t0) * 1000 / runs
+    tree = (tree_cpu_s(sb) - c0) * 1000 / runs + (0.0 if uses_groups else own / runs)
+    return {"p50_ms": statistics.median(ts), "cpu_ms": server + tree, "server_cpu_ms": server}
 
 
-def throughput(make: Callable[[], Callable[[], object]], threads: int, seconds: float) -> float:
-    """Runs/s with `threads` callers; `make()` builds one caller's function."""
-    fns = [make() for _ in range(threads)]
-    for f in fns:
-        f()
-    count = [0] * threads
+def throughput(sb: Any, callers: int, seconds: float) -> float:
+    count = [0] * callers
     stop = time.monotonic() + seconds
 
     def loop(i: int) -> None:
         while time.monotonic() < stop:
-            fns[i]()
+            assert sb.run(CODE).stdout == "2\n"
             count[i] += 1
 
-    ths = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(callers)]
     t0 = time.monotonic()
-    for t in ths:
+    for t in threads:
         t.start()
-    for t in ths:
+    for t in threads:
         t.join()
     return sum(count) / (time.monotonic() - t0)
 
 
-def _proc_cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_per_run(sb: Sandbox, n: int = 200) -> dict[str, float]:
-    """Total CPU (server + zygote + child) per one-shot run: unlike wall-clock latency,
-    this hardly depends on how busy the shared host is."""
-    sb.run(CODE)
-    zyg = sb.zygote_pids()
-    z0 = sum(_proc_cpu_s(p) for p in zyg)
-    p0 = time.process_time()
-    child = 0.0
-    for _ in range(n):
-        child += sb.run(CODE).cpu_time_ms
-    parent = (time.process_time() - p0) * 1000 / n
-    zygote = (sum(_proc_cpu_s(p) for p in zyg) - z0) * 1000 / n
-    eng = {"server_ms": parent, "zygote_ms": zygote, "child_ms": child / n}
-    eng["total_ms"] = sum(eng.values())
-    import resource
-
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    p0 = time.process_time()
-    for _ in range(n // 4):
-        naive_run(CODE)
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    naive = (
-        ((r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) + (time.process_time() - p0))
-        * 1000
-        / (n // 4)
-    )
-    return {
-        **{f"engine_{k}": v for k, v in eng.items()},
-        "naive_total_ms": naive,
-        "engine_max_runs_per_s_all_cores": 1000 * (os.cpu_count() or 1) / eng["total_ms"],
-    }
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=2.0, help="per measurement")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "sandbox.json"))
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=200, help="sequential runs per round")
+    ap.add_argument("--seconds", type=float, default=3.0, help="8-caller window per round")
+    ap.add_argument("--baseline", default="main", help="git revision of the baseline")
+    ap.add_argument("--gap-ms", type=float, default=5.0, help="pause between the sequential runs")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sandbox.json"))
     args = ap.parse_args()
-    sec = args.seconds
-    sb = Sandbox(limits=LIMITS)
-    t0 = time.monotonic()
-    kernels: list = []
-
-    def make_kernel() -> Callable[[], object]:
-        k = sb.kernel(LIMITS)
-        kernels.append(k)
-        return lambda: k.run(CODE)
-
-    def check_engine() -> None:
-        assert sb.run(CODE).stdout == "2\n"
-        res = sb.run_cases(SOLUTION, CASES, entry_point="add")
-        assert [o.output for o in res.outcomes] == [3 * i for i in range(20)]
-        assert json.loads(naive_run(NAIVE_SUITE)) == [3 * i for i in range(20)]
-
-    check_engine()
-    methods: dict[str, Callable[[], Callable[[], object]]] = {
-        "engine_oneshot": lambda: lambda: sb.run(CODE),
-        "engine_kernel": make_kernel,
-        "naive_subprocess": lambda: lambda: naive_run(CODE),
-        "engine_suite_20_cases": lambda: lambda: sb.run_cases(SOLUTION, CASES, entry_point="add"),
-        "naive_suite_20_cases": lambda: lambda: naive_run(NAIVE_SUITE),
+    tmp = tempfile.TemporaryDirectory(prefix="bench-sandbox-")
+    baseline = load_baseline(args.baseline, tmp.name)
+    limits = {"wall_s": 10, "cpu_s": 10}
+    variants = {
+        "baseline": baseline.Sandbox(limits=baseline.Limits(**limits)),  # type: ignore[attr-defined]
+        "candidate": candidate.Sandbox(limits=candidate.Limits(**limits)),
     }
-    results: dict[str, dict[str, float]] = {}
-    for name, make in methods.items():
-        row = latency(make(), sec)
-        for n in (1, 2, 8):
-            row[f"runs_per_s_{n}"] = throughput(make, n, sec)
-        results[name] = row
-    for k in kernels:
-        k.close()
-    cpu = cpu_per_run(sb)
-    report = {
+    for sb in variants.values():  # zygotes up, warm
+        for _ in range(20):
+            assert sb.run(CODE).stdout == "2\n"
+    rows: dict[str, list[dict[str, float]]] = {n: [] for n in variants}
+    loads = [os.getloadavg()[0]]
+    t_start = time.monotonic()
+    for rnd in range(args.rounds):
+        order = list(variants) if rnd % 2 == 0 else list(reversed(variants))
+        for name in order:
+            row = latency_and_cpu(variants[name], args.runs, args.gap_ms / 1000)
+            row["runs_per_s_8"] = throughput(variants[name], 8, args.seconds)
+            rows[name].append(row)
+        loads.append(os.getloadavg()[0])
+        print(
+            f"round {rnd + 1}: "
+            + "; ".join(
+                f"{n} p50 {rows[n][-1]['p50_ms']:.2f} ms, CPU {rows[n][-1]['cpu_ms']:.2f} ms,"
+                f" {rows[n][-1]['runs_per_s_8']:.0f}/s"
+                for n in variants
+            )
+            + f" (load {loads[-1]:.1f})",
+            flush=True,
+        )
+    report: dict[str, Any] = {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "kernel": platform.release(),
-            "loadavg_1m": os.getloadavg()[0],
+            "loadavg_1m": loads,
         },
-        "isolation": sb.isolation.as_dict(),
-        "slots": sb.slots,
-        "results": results,
-        "cpu_per_oneshot_run": cpu,
-        "ratios": {
-            "oneshot_latency_engine_over_naive": results["engine_oneshot"]["p50_ms"]
-            / results["naive_subprocess"]["p50_ms"],
-            "oneshot_throughput8_engine_over_naive": results["engine_oneshot"]["runs_per_s_8"]
-            / results["naive_subprocess"]["runs_per_s_8"],
-            "kernel_latency_over_naive": results["engine_kernel"]["p50_ms"]
-            / results["naive_subprocess"]["p50_ms"],
-            "suite_latency_engine_over_naive": results["engine_suite_20_cases"]["p50_ms"]
-            / results["naive_suite_20_cases"]["p50_ms"],
-            "suite_throughput8_engine_over_naive": results["engine_suite_20_cases"]["runs_per_s_8"]
-            / results["naive_suite_20_cases"]["runs_per_s_8"],
-        },
-        "seconds": time.monotonic() - t0,
+        "baseline": args.baseline,
+        "gap_ms": args.gap_ms,
+        "isolation": {n: list(sb.isolation.active) for n, sb in variants.items()},
+        "rounds": rows,
+        "seconds": time.monotonic() - t_start,
     }
-    sb.close()
-    print(f"isolation active: {', '.join(report['isolation']['active'])}")
-    if report["isolation"]["unavailable"]:
-        print(f"unavailable: {report['isolation']['unavailable']}")
+    for sb in variants.values():
+        sb.close()
+    tmp.cleanup()
+    med = {n: {k: statistics.median(r[k] for r in rows[n]) for k in rows[n][0]} for n in rows}
+    report["medians"] = med
+    report["ratios"] = {k: med["candidate"][k] / med["baseline"][k] for k in med["baseline"]}
+    print(f"\nmedians of {args.rounds} rounds{'':8}{'baseline':>10}{'candidate':>11}{'ratio':>8}")
+    labels = {
+        "p50_ms": f"p50 latency, 1 caller, {args.gap_ms:g} ms apart",
+        "cpu_ms": "CPU per run, all processes (ms)",
+        "server_cpu_ms": "  of which this process (ms)",
+        "runs_per_s_8": "runs/s, 8 callers",
+    }
+    for k, label in labels.items():
+        b, c = med["baseline"][k], med["candidate"][k]
+        print(f"{label:36}{b:10.2f}{c:11.2f}{c / b:8.2f}")
     print(
-        f"{'method':24s} {'p50 ms':>8s} {'p99 ms':>8s} {'1 thr/s':>9s} {'2 thr/s':>9s}"
-        f" {'8 thr/s':>9s}"
+        f"load average (1 min) {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs;"
+        f" took {report['seconds']:.0f} s"
     )
-    for name, r in results.items():
-        print(
-            f"{name:24s} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['runs_per_s_1']:9.0f}"
-            f" {r['runs_per_s_2']:9.0f} {r['runs_per_s_8']:9.0f}"
-        )
-    for k, v in report["ratios"].items():
-        print(f"{k:40s} {v:6.3f}")
-    print("CPU per one-shot run (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))
-    print(
-        f"load average (1 min) at the end: {os.getloadavg()[0]:.2f}; took {report['seconds']:.0f} s"
-    )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ JSON_DEPTH = 120
 """Nesting of a result line (the verifier's comparators recurse over it)."""
 REQUEST_PIPE = 1 << 20
 """The parent-to-child request pipe: a message that does not fit is refused, never blocks."""
+CODE_INLINE = 60_000
+"""A spare child's code up to this size comes in the message that starts it, larger in a memfd."""
 READ_CHUNK = 1 << 16
 """One non-blocking read from a child's pipe."""
 ZYGOTE_START_S = 120

@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import contextvars
 import itertools
+import json
 import os
 import secrets
 import threading
@@ -43,22 +44,24 @@ from .treebudget import RunGuard, SlotBudget, kernel_budget
 from .workdirs import check_files, listdir, remove_tree
 
 _UID_BLOCK = 4096
+_ATTEMPTS = 3  # of a one-shot run whose zygote died under it
 _OWNER: contextvars.ContextVar[object | None] = contextvars.ContextVar("owner", default=None)
 FAULTS = {"", "spawn", "fork", "budget"}  # tests only: see Sandbox
 
 
 class SlotPool:
-    """`n` slots handed out strictly first-come first-served."""
+    """`n` slots handed out strictly first-come first-served, and used round-robin: the
+    slot freed last is taken last, so its spare child has the most time to be ready."""
 
     def __init__(self, n: int) -> None:
-        self._free = list(range(n - 1, -1, -1))
+        self._free = collections.deque(range(n))
         self._waiters: collections.deque[list[Any]] = collections.deque()
         self._lock = threading.Lock()
 
     def acquire(self) -> int:
         with self._lock:
             if self._free and not self._waiters:
-                return self._free.pop()
+                return self._free.popleft()
             ticket: list[Any] = [threading.Event(), None]
             self._waiters.append(ticket)
         ticket[0].wait()
@@ -74,13 +77,25 @@ class SlotPool:
                 self._free.append(slot)
 
 
+class _Spare:
+    """A slot's next one-shot child, forked and isolated ahead (see Sandbox._refill)."""
+
+    def __init__(self, child: Child, workdir: str, limits: Limits, zygote_pid: int | None):
+        self.child, self.workdir, self.limits, self.zygote_pid = child, workdir, limits, zygote_pid
+
+
 def _close_all(
     zygotes: list[ZygoteHandle],
     base: str,
     lock_fd: int,
     slot_budgets: list[SlotBudget | None],
     budgets: Budgets | None,
+    spares: list[_Spare | None] | None = None,
 ) -> None:
+    for i, spare in enumerate(spares or []):
+        if spare is not None:
+            spare.child.close()
+            spares[i] = None  # type: ignore[index]
     for z in zygotes:
         z.close()
     for b in slot_budgets:
@@ -173,6 +188,7 @@ class Sandbox:
         except BaseException:
             _close_all(self._zygotes, self._base, self._lock_fd, self._slot_budgets, None)
             raise
+        self._spares: list[_Spare | None] = [None] * self.slots
         self._pool = SlotPool(self.slots)
         self._counter = itertools.count()
         self._kernel_uids = itertools.count()
@@ -192,6 +208,7 @@ class Sandbox:
             self._lock_fd,
             self._slot_budgets,
             self.budgets,
+            self._spares,
         )
 
     # -- plumbing shared with kernel.py / cases.py
@@ -274,6 +291,13 @@ class Sandbox:
     def workdir(self, slot: int, role: int, uid: int | None) -> Iterator[str]:
         """A fresh private dir inside the slot's area (the zygote pre-builds one
         Landlock ruleset per area)."""
+        path = self._new_workdir(slot, role, uid)
+        try:
+            yield path
+        finally:
+            self._drop_workdir(slot, path)
+
+    def _new_workdir(self, slot: int, role: int, uid: int | None) -> str:
         path = os.path.join(self._area(slot, role), f"w{next(self._counter)}")
         for attempt in range(3):
             view = self._view(slot, path)  # restarts a dead zygote
@@ -283,15 +307,22 @@ class Sandbox:
             except FileNotFoundError:  # the zygote (and its tmpfs) is dying just now
                 if attempt == 2 or not self._zygotes[slot].wait_dead(1.0):
                     raise ZygoteLost("the sandbox zygote died while preparing a run") from None
-        try:
-            if uid is not None:
-                os.chown(view, uid, uid)
-            yield path
-        finally:
+        if uid is not None:
             try:
-                os.rmdir(view)
-            except OSError:
-                remove_tree(view)
+                os.chown(view, uid, uid)
+            except BaseException:
+                self._drop_workdir(slot, path)
+                raise
+        return path
+
+    def _drop_workdir(self, slot: int, path: str) -> None:
+        view = self._view(slot, path)
+        try:
+            os.rmdir(view)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            remove_tree(view)
 
     def make_workdir(self, uid: int | None) -> str:
         path = os.path.join(self._base, f"k{next(self._counter)}")
@@ -314,10 +345,7 @@ class Sandbox:
         dumpable: bool = True,
         on_line: Any = None,
     ) -> Child:
-        self._inject_fault()
-        owner = _OWNER.get()
-        if owner is not None and owner in self._cancelled:
-            raise SandboxError("cancelled: the session that asked for this run has ended")
+        owner = self._may_start()
         lim = limits.as_dict()
         header = {"kind": kind, "workdir": workdir, "uid": uid, "limits": lim, "dumpable": dumpable}
         child = Child(
@@ -330,6 +358,19 @@ class Sandbox:
             requests=requests,
             on_line=on_line,
         )
+        self._adopt(slot, child, owner)
+        return child
+
+    def _may_start(self) -> object | None:
+        """The run's owner, after the checks every start makes."""
+        self._inject_fault()
+        owner = _OWNER.get()
+        if owner is not None and owner in self._cancelled:
+            raise SandboxError("cancelled: the session that asked for this run has ended")
+        return owner
+
+    def _adopt(self, slot: int, child: Child, owner: object | None) -> None:
+        """A started child: its owner may cancel it, its slot's budget holds it."""
         if owner is not None:
             with self._owned_lock:
                 if owner in self._cancelled:  # cancelled while this child was starting
@@ -339,7 +380,46 @@ class Sandbox:
         budget = self._slot_budgets[slot]
         if budget is not None:
             budget.add(child.pid)
-        return child
+
+    # -- spares: a slot's next one-shot child, forked and isolated ahead of its run
+    def _take_spare(
+        self, slot: int, payload: dict[str, Any], stdin: str, lim: Limits, on_line: Any
+    ) -> tuple[Child, str] | None:
+        """Start the run in the slot's spare, if it has one made for these limits."""
+        spare = self._spares[slot]
+        if spare is None or spare.limits != lim:
+            return None  # a run with other limits leaves the spare for the next one
+        self._spares[slot] = None
+        owner = self._may_start()
+        z = self._zygotes[slot]
+        child = spare.child
+        if z.pid == spare.zygote_pid and z.alive and child.go(json.dumps(payload).encode(), stdin):
+            child.on_line = on_line
+            self._adopt(slot, child, owner)
+            return child, spare.workdir
+        child.close()  # its zygote is gone (or refused the fork): the ordinary way
+        self._drop_workdir(slot, spare.workdir)
+        return None
+
+    def _refill(self, slot: int) -> None:
+        """Fork the slot's next spare now, while nothing of the slot runs: its fork and
+        setup then leave the next run's path. Only with a PID namespace per run (a spare
+        is invisible to the runs of its slot until its own run starts); its workdir is
+        root's until then. A spare that cannot be made is simply not there."""
+        z = self._zygotes[slot]
+        if self._closed or self._spares[slot] is not None or not z.alive:
+            return
+        if not self.layer("pid_namespace"):
+            return
+        path = os.path.join(self._area(slot, 0), f"w{next(self._counter)}")
+        lim = self.limits.as_dict()
+        uid = self.uid_for(slot, 0)
+        header = {"kind": "spare", "workdir": path, "uid": uid, "limits": lim, "dumpable": True}
+        try:
+            child = Child(z, header, {}, "", lim, pidns=True, spare=True)
+        except (OSError, SandboxError):
+            return
+        self._spares[slot] = _Spare(child, path, self.limits, z.pid)
 
     @contextmanager
     def budgeted(self, slot: int, limits: Limits) -> Iterator[RunGuard | None]:
@@ -423,11 +503,13 @@ class Sandbox:
     ) -> tuple[RunResult, dict[str, Any]]:
         lim = limits or self.limits
         payload = {"code": code, "files": check_files(files)}
-        for attempt in range(2):  # once more if the zygote died under the run
+        # again if the zygote died under the run (a spare of that zygote may be the next
+        # to go with it): an infrastructure fault, never the candidate's result
+        for attempt in range(_ATTEMPTS):
             try:
                 result, info, lost = self._run_once(payload, stdin, lim)
             except ZygoteLost:
-                if attempt:
+                if attempt == _ATTEMPTS - 1:
                     raise
                 continue
             if not lost:
@@ -437,29 +519,40 @@ class Sandbox:
     def _run_once(
         self, payload: dict[str, Any], stdin: str, lim: Limits
     ) -> tuple[RunResult, dict[str, Any], bool]:
-        with self.slot() as slot, self.budgeted(slot, lim) as guard:
-            uid = self.uid_for(slot, 0)
-            with self.workdir(slot, 0, uid) as wd:
-                info: dict[str, Any] = {}
+        info: dict[str, Any] = {}
 
-                def on_line(_c: Child, obj: dict[str, Any] | None) -> None:
-                    if obj and "exc" in obj:
-                        info.update(obj)
+        def on_line(_c: Child, obj: dict[str, Any] | None) -> None:
+            if obj and "exc" in obj:
+                info.update(obj)
 
-                child = self.spawn(
-                    slot,
-                    "run",
-                    payload,
-                    workdir=wd,
-                    uid=uid,
-                    limits=lim,
-                    stdin=stdin,
-                    on_line=on_line,
-                )
+        with self.slot() as slot:
+            with self.budgeted(slot, lim) as guard:
+                started = self._take_spare(slot, payload, stdin, lim, on_line)
+                if started is None:
+                    uid = self.uid_for(slot, 0)
+                    wd = self._new_workdir(slot, 0, uid)
+                    try:
+                        child = self.spawn(
+                            slot,
+                            "run",
+                            payload,
+                            workdir=wd,
+                            uid=uid,
+                            limits=lim,
+                            stdin=stdin,
+                            on_line=on_line,
+                        )
+                    except BaseException:
+                        self._drop_workdir(slot, wd)
+                        raise
+                else:
+                    child, wd = started
                 try:
                     timed_out = pump([child], child.t0 + lim.wall_s, guard=guard)
                 finally:
                     child.close()
+                    self._drop_workdir(slot, wd)
+            self._refill(slot)
         result = run_result(
             ended=True,
             status=(child.exit or {}).get("exit"),

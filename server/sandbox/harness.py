@@ -15,7 +15,6 @@ import json
 import linecache
 import os
 import sys
-import threading
 import traceback
 import types
 from typing import Any
@@ -117,10 +116,15 @@ def new_main_module(name: str = "__main__", filename: str = "<main>") -> types.M
 
 def finish(code: int) -> None:
     flush_stdio()
-    try:
-        threading._shutdown()  # type: ignore[attr-defined]  # wait like a normal exit
-    except BaseException:  # noqa: BLE001
-        pass
+    # wait for threads like a normal exit; the zygote never imports threading (its
+    # at-fork hook alone costs each child ~120 copy-on-write faults), so a run that
+    # started none has none to wait for
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        try:
+            threading._shutdown()
+        except BaseException:  # noqa: BLE001
+            pass
     flush_stdio()
     os._exit(code)
 
@@ -155,6 +159,34 @@ def run_program(payload: dict[str, Any]) -> None:
         code = 1
     finally:
         finish(code)
+
+
+def await_code(fd: int) -> dict[str, Any]:
+    """A spare child's wait for its run: one message on socket `fd`, b"I" + JSON payload
+    or b"M" with the payload in the first fd passed; a stdin fd (if any) comes last.
+    EOF (the server dropped the spare): exit quietly."""
+    import array
+    import socket
+
+    sock = socket.socket(fileno=fd)
+    msg, anc, _, _ = sock.recvmsg(caps.CODE_INLINE + 64, socket.CMSG_LEN(8))
+    sock.close()
+    if not msg:
+        os._exit(0)
+    got = array.array("i")
+    for _level, _kind, data in anc:  # SCM_RIGHTS only: nothing else is sent on it
+        got.frombytes(data[: len(data) - len(data) % got.itemsize])
+    fds = list(got)
+    if msg[:1] == b"M":
+        data = os.pread(fds[0], os.fstat(fds[0]).st_size, 0)
+        os.close(fds.pop(0))
+    else:
+        data = msg[1:]
+    if fds:
+        os.dup2(fds[0], 0)
+        os.close(fds[0])
+    payload: dict[str, Any] = json.loads(data)
+    return payload
 
 
 # ---------------------------------------------------------------- function cases

@@ -18,11 +18,11 @@ By the parent:       wall_timeout (SIGKILL to the PID-namespace init / process g
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
 import sys
-import sysconfig
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,9 +85,42 @@ class Policy:
     landlock_abi: int = 0
     bpf: bytes = b""
     pid_ns_fd: int = -1
+    _filter: seccomp.Filter | None = None
+
+    def prepare(self) -> None:
+        """Build in the zygote what every child would otherwise build for itself."""
+        if self.on("seccomp"):
+            self._filter = seccomp.Filter(self.bpf)
+
+    def install_seccomp(self) -> None:
+        (self._filter or seccomp.Filter(self.bpf)).install()
 
     def on(self, layer: str) -> bool:
         return layer in self.active
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "active": sorted(self.active),
+                "unavailable": self.unavailable,
+                "read_only": self.read_only,
+                "landlock_abi": self.landlock_abi,
+                "bpf": self.bpf.hex(),
+                "pid_ns_fd": self.pid_ns_fd,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Policy:
+        d = json.loads(text)
+        return cls(
+            set(d["active"]),
+            d["unavailable"],
+            d["read_only"],
+            d["landlock_abi"],
+            bytes.fromhex(d["bpf"]),
+            d["pid_ns_fd"],
+        )
 
     def report(self) -> dict[str, Any]:
         return {
@@ -98,6 +131,8 @@ class Policy:
 
 def python_paths() -> list[str]:
     """Directories the interpreter itself needs to read (prefixes, stdlib, site)."""
+    import sysconfig  # setup only: the zygote's serving stage never imports it
+
     paths = {
         sys.prefix,
         sys.base_prefix,
@@ -253,6 +288,8 @@ def setup_zygote(
 
     attempt("private_tmpfs", private_tmpfs)
 
+    import sysconfig
+
     stdlib = sysconfig.get_paths()["stdlib"]
 
     def uid_drop() -> str | None:
@@ -364,11 +401,15 @@ def set_rlimits(lim: dict[str, Any]) -> None:
         resource.setrlimit(res, val)
 
 
-def scrub_env(workdir: str) -> None:
-    """The zygote already runs with BASE_ENV only; a child just gets its own HOME."""
-    if set(os.environ) - set(BASE_ENV) - {"HOME", "TMPDIR"}:
+def base_env() -> None:
+    """The zygote's own environment: BASE_ENV only (the server starts it so)."""
+    if set(os.environ) - set(BASE_ENV) - {"HOME"}:
         os.environ.clear()
         os.environ.update(BASE_ENV)
+
+
+def scrub_env(workdir: str) -> None:
+    """A child inherits the zygote's (base_env()); it just gets its own HOME."""
     os.environ["HOME"] = os.environ["TMPDIR"] = workdir
 
 
@@ -387,13 +428,19 @@ def apply_child(
     limits: dict[str, Any],
     dumpable: bool = True,
     ruleset_fd: int | None = None,
+    spare: bool = False,
 ) -> None:
     """Confine the calling (freshly forked) child. Order matters; see module doc.
-    `ruleset_fd`: a Landlock ruleset the zygote pre-built for this workdir's parent."""
+    `ruleset_fd`: a Landlock ruleset the zygote pre-built for this workdir's parent.
+    `spare`: a child set up ahead of its run: it makes its own workdir (root's, 0700:
+    nothing of the slot can reach it) and stops before the uid drop; `hand_over()`
+    finishes once its code has come."""
     if pol.on("ipc_namespace"):  # SysV IPC and POSIX queues die with the run
         sc.unshare(sc.CLONE_NEWIPC)
     if own_tmpfs and pol.on("private_tmpfs"):
         mount_private_tmpfs(workdir, uid if pol.on("uid_drop") else None, limits["disk_mb"])
+    if spare:
+        os.mkdir(workdir, 0o700)
     os.setsid()
     os.chdir(workdir)
     scrub_env(workdir)
@@ -406,10 +453,25 @@ def apply_child(
             os.close(ruleset_fd)
         else:
             landlock.restrict(pol.read_only, writable(pol, workdir), pol.landlock_abi)
+    if spare:  # seccomp refuses none of what hand_over() does
+        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if pol.on("seccomp"):
+            pol.install_seccomp()
+        return
     if uid is not None and pol.on("uid_drop"):
         drop_uid(uid)
     # credential changes reset these two; set them afterwards
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
     sc.prctl(sc.PR_SET_DUMPABLE, 1 if dumpable else 0)
     if pol.on("seccomp"):
-        seccomp.install(pol.bpf)
+        pol.install_seccomp()
+
+
+def hand_over(pol: Policy, uid: int | None, dumpable: bool = True) -> None:
+    """The rest of apply_child(spare=True), once the spare's code has come: its workdir
+    becomes the run's uid's, then the uid drop (which resets the two prctls)."""
+    if uid is not None and pol.on("uid_drop"):
+        os.chown(".", uid, uid)
+        drop_uid(uid)
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    sc.prctl(sc.PR_SET_DUMPABLE, 1 if dumpable else 0)

@@ -245,9 +245,21 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
+class Filter:
+    """A program ready to install: built once in the zygote, so a child's install is a
+    single prctl (no ctypes objects made in the child)."""
+
+    def __init__(self, program: bytes) -> None:
+        self.buf = ctypes.create_string_buffer(program, len(program))
+        self.fprog = _SockFprog(len(program) // 8, ctypes.cast(self.buf, ctypes.c_void_p))
+        self.address = ctypes.addressof(self.fprog)
+
+    def install(self) -> None:
+        """On the calling thread (and its future children). Needs no_new_privs (or
+        CAP_SYS_ADMIN). Irreversible."""
+        sc.prctl(sc.PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, self.address)
+
+
 def install(program: bytes) -> None:
-    """Install the filter on the calling thread (and its future children). Needs
-    no_new_privs (or CAP_SYS_ADMIN). Irreversible."""
-    buf = ctypes.create_string_buffer(program, len(program))
-    fprog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
-    sc.prctl(sc.PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog))
+    """Install `program` on the calling thread (see Filter.install)."""
+    Filter(program).install()

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
-import selectors
+import select
 import signal
 import socket
 import subprocess
@@ -143,6 +144,20 @@ class ZygoteHandle:
                 self._proc.kill()
                 self._stop()
 
+    def request(self, header: dict[str, Any], fds: list[int]) -> socket.socket:
+        """Ask the zygote to fork without waiting for it: the returned socket gets the
+        pid (`read_pid`), then the exit notice. Raises OSError if the zygote is gone."""
+        ctl = self.ensure()
+        rp, rc = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            socket.send_fds(ctl, [json.dumps(header).encode()], [rc.fileno(), *fds])
+        except OSError:
+            rp.close()
+            raise
+        finally:
+            rc.close()
+        return rp
+
     def spawn(self, header: dict[str, Any], fds: list[int]) -> tuple[socket.socket, int]:
         """Ask the zygote to fork; returns (exit-notice socket, pid)."""
         data = json.dumps(header).encode()
@@ -221,7 +236,8 @@ def _pipe(nonblock_read: bool = True) -> tuple[int, int]:
 
 
 class Child:
-    """A running sandboxed child as the parent sees it."""
+    """A running sandboxed child as the parent sees it. With `spare`, one forked and
+    isolated ahead of its run, waiting for its code: `go()` starts it."""
 
     def __init__(
         self,
@@ -234,6 +250,7 @@ class Child:
         pidns: bool,
         requests: bool = False,
         on_line: Callable[[Child, dict[str, Any] | None], None] | None = None,
+        spare: bool = False,
     ) -> None:
         self.limits = limits
         self.out, self.err = (
@@ -252,11 +269,29 @@ class Child:
         self.out_r, out_w = _pipe()
         self.err_r, err_w = _pipe()
         self.res_r, res_w = _pipe()
+        self.pidfd: int | None = None
+        self.t0 = self.t1 = 0.0
+        self.reply: socket.socket | None = None
+        self.pid = 0
+        self.req_w: int | None = None
+        self._code: socket.socket | None = None
+        if spare:
+            self._code, code_r = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            fds = [os.dup(devnull()), out_w, err_w, res_w, code_r.fileno()]
+            try:
+                self.reply = zygote.request(header, fds)
+            except BaseException:
+                self.close()
+                raise
+            finally:
+                code_r.close()
+                for fd in fds[:-1]:
+                    os.close(fd)
+            return
         pay = memfd(json.dumps(payload).encode())
         sin = memfd(stdin.encode()) if stdin else os.dup(devnull())
         fds = [pay, sin, out_w, err_w, res_w]
         to_close += fds
-        self.req_w: int | None = None
         if requests:
             req_r, self.req_w = _pipe(nonblock_read=False)
             try:
@@ -267,8 +302,6 @@ class Child:
             fds.append(req_r)
             to_close.append(req_r)
         self.t0 = time.monotonic()
-        self.t1 = 0.0
-        self.reply: socket.socket | None = None
         try:
             self.reply, self.pid = zygote.spawn(header, fds)
         except BaseException:
@@ -277,17 +310,57 @@ class Child:
         finally:
             for fd in to_close:
                 os.close(fd)
+        self._open_pidfd()
+
+    def _open_pidfd(self) -> None:
         try:
-            self.pidfd: int | None = os.pidfd_open(self.pid)
+            self.pidfd = os.pidfd_open(self.pid)
         except OSError:
             self.pidfd = None
+
+    def go(self, payload: bytes, stdin: str) -> bool:
+        """Hand a spare its code (JSON `payload`) and stdin; False if the spare is not
+        usable (the zygote refused the fork or died, the child is gone): close it then
+        and start the run the ordinary way."""
+        if self._code is None or self.reply is None:
+            return False
+        try:
+            self.reply.settimeout(caps.ZYGOTE_START_S)
+            answer = json.loads(self.reply.recv(4096) or b"{}")
+            self.reply.settimeout(None)
+        except (OSError, ValueError):
+            return False
+        if "pid" not in answer:
+            return False
+        self.pid = int(answer["pid"])
+        self._open_pidfd()
+        fds: list[int] = []
+        if len(payload) <= caps.CODE_INLINE:
+            msg = b"I" + payload
+        else:
+            msg = b"M"
+            fds.append(memfd(payload))
+        if stdin:
+            fds.append(memfd(stdin.encode()))
+        self.t0 = time.monotonic()
+        try:
+            socket.send_fds(self._code, [msg], fds)
+        except OSError:
+            return False
+        finally:
+            for fd in fds:
+                os.close(fd)
+            self._code.close()
+            self._code = None
+        return True
 
     def kill(self, why: str = "") -> None:
         with self._fd_lock:
             if self.exit is not None or self._closed:
                 return
             self.killed_for = self.killed_for or why
-            sigkill(self.pid, self.pidfd, self.pidns)
+            if self.pid > 0:  # a spare not started yet has none
+                sigkill(self.pid, self.pidfd, self.pidns)
 
     def send(self, obj: dict[str, Any]) -> bool:
         """Write one request line without ever blocking (the pipe was enlarged; a child
@@ -312,6 +385,9 @@ class Child:
 
     def close(self) -> None:
         self.close_requests()
+        if self._code is not None:  # an unused spare: EOF makes it exit
+            self._code.close()
+            self._code = None
         with self._fd_lock:
             self._closed = True
             for name in ("out_r", "err_r", "res_r", "pidfd"):
@@ -353,6 +429,22 @@ class Child:
             self.kill("result channel overflow")
 
 
+class _Watch:
+    """The fds a pump polls, each with what it is."""
+
+    def __init__(self) -> None:
+        self.poll = select.poll()
+        self.what: dict[int, tuple[Child | None, str]] = {}
+
+    def add(self, fd: int, child: Child | None, what: str) -> None:
+        self.what[fd] = (child, what)
+        self.poll.register(fd, select.POLLIN)
+
+    def unregister(self, fd: int | None) -> None:
+        if fd is not None and self.what.pop(fd, None) is not None:
+            self.poll.unregister(fd)
+
+
 def pump(
     children: list[Child],
     deadline: float,
@@ -361,66 +453,67 @@ def pump(
 ) -> bool:
     """Serve the children's pipes until all have exited (or `stop()`); SIGKILL them all
     at the deadline, or when their tree (`guard`) hits its memory or CPU budget.
-    Returns True if the deadline was hit."""
-    sel = selectors.DefaultSelector()
+    Returns True if the deadline was hit. (poll(2): no epoll set to make and tear down
+    per run.)"""
+    watch = _Watch()
     if guard is not None and guard.oom_fd is not None:
-        sel.register(guard.oom_fd, selectors.EVENT_READ, (None, "oom"))
+        watch.add(guard.oom_fd, None, "oom")
     for c in children:
         if c.exit is not None:
             continue
-        sel.register(c.out_r, selectors.EVENT_READ, (c, "out"))
-        sel.register(c.err_r, selectors.EVENT_READ, (c, "err"))
-        sel.register(c.res_r, selectors.EVENT_READ, (c, "res"))
-        assert c.reply is not None
-        sel.register(c.reply, selectors.EVENT_READ, (c, "exit"))
+        assert c.reply is not None and c.out_r is not None
+        assert c.err_r is not None and c.res_r is not None
+        watch.add(c.out_r, c, "out")
+        watch.add(c.err_r, c, "err")
+        watch.add(c.res_r, c, "res")
+        watch.add(c.reply.fileno(), c, "exit")
     timed_out = False
-    try:
-        while any(c.exit is None for c in children) and not (stop and stop()):
-            now = time.monotonic()
-            left = deadline - now
-            if guard is not None and not timed_out and guard.check_cpu(now):
+    while any(c.exit is None for c in children) and not (stop and stop()):
+        now = time.monotonic()
+        left = deadline - now
+        if guard is not None and not timed_out and guard.check_cpu(now):
+            for c in children:
+                c.kill("CPU budget")
+        if left <= 0:
+            if timed_out:  # the zygote never told us: give up on it
                 for c in children:
-                    c.kill("CPU budget")
-            if left <= 0:
-                if timed_out:  # the zygote never told us: give up on it
-                    for c in children:
-                        if c.exit is None:
-                            c.exit, c.t1 = {"exit": None}, time.monotonic()
-                    break
-                timed_out = True
-                for c in children:
-                    c.kill("timeout")
-                deadline = time.monotonic() + caps.KILL_GRACE_S
+                    if c.exit is None:
+                        c.exit, c.t1 = {"exit": None}, time.monotonic()
+                break
+            timed_out = True
+            for c in children:
+                c.kill("timeout")
+            deadline = time.monotonic() + caps.KILL_GRACE_S
+            continue
+        wait = left if guard is None else max(0.0, min(left, guard.next_check - now))
+        for fd, _ in watch.poll.poll(math.ceil(wait * 1000)):
+            if fd not in watch.what:
                 continue
-            wait = left if guard is None else max(0.0, min(left, guard.next_check - now))
-            for key, _ in sel.select(wait):
-                c, what = key.data
-                if what == "oom":
-                    assert guard is not None
-                    guard.on_oom()
-                    for c in children:
-                        c.kill("memory limit")
-                elif what == "exit":
-                    _on_exit(c, sel)
-                elif c.exit is None:  # after the exit notice the pipes were drained
-                    _on_data(c, what, sel)
-    finally:
-        sel.close()
+            owner, what = watch.what[fd]
+            if what == "oom":
+                assert guard is not None
+                guard.on_oom()
+                for c in children:
+                    c.kill("memory limit")
+            elif what == "exit":
+                assert owner is not None
+                _on_exit(owner, watch)
+            elif owner is not None and owner.exit is None:  # after the exit notice: drained
+                _on_data(owner, what, watch)
     return timed_out
 
 
-def _on_data(c: Child, what: str, sel: selectors.BaseSelector, drain: bool = False) -> None:
+def _on_data(c: Child, what: str, watch: _Watch, drain: bool = False) -> None:
     fd = {"out": c.out_r, "err": c.err_r, "res": c.res_r}[what]
+    if fd is None:
+        return
     for _ in range(64 if drain else 1):
         data = read_some(fd)
         if data is None:
             return
         if not data:
             if not drain:
-                try:
-                    sel.unregister(fd)
-                except (KeyError, ValueError):
-                    pass
+                watch.unregister(fd)
             return
         if what == "res":
             c._feed_lines(data)
@@ -432,7 +525,7 @@ def _on_data(c: Child, what: str, sel: selectors.BaseSelector, drain: bool = Fal
                 return
 
 
-def _on_exit(c: Child, sel: selectors.BaseSelector) -> None:
+def _on_exit(c: Child, watch: _Watch) -> None:
     try:
         msg = c.reply.recv(4096) if c.reply is not None else b""
     except OSError:
@@ -441,10 +534,6 @@ def _on_exit(c: Child, sel: selectors.BaseSelector) -> None:
     # no message: the zygote died (and took the child with it): not the child's doing
     c.exit = json.loads(msg) if msg else {"exit": None, "lost": True}
     for what in ("out", "err", "res"):
-        _on_data(c, what, sel, drain=True)
-    for fd in (c.out_r, c.err_r, c.res_r, c.reply):
-        if fd is not None:
-            try:
-                sel.unregister(fd)
-            except (KeyError, ValueError):
-                pass
+        _on_data(c, what, watch, drain=True)
+    for fd in (c.out_r, c.err_r, c.res_r, c.reply.fileno() if c.reply is not None else None):
+        watch.unregister(fd)

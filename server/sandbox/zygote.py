@@ -7,6 +7,9 @@ GC, then serves spawn requests on a SOCK_SEQPACKET control socket:
 
   request  (header JSON + fds [reply socket, payload memfd, stdin, stdout, stderr,
             results(, requests)]) -> fork -> child isolates itself and runs the harness
+  spare    (kind "spare": fds [reply socket, stdin, stdout, stderr, results, code
+            socket]) -> fork -> child isolates itself, then waits for its code on the
+            code socket (harness.await_code): the fork and the setup leave the run's path
   reply    {"pid": n} at once; {"exit": wait_status, "utime": s, "stime": s} when it ends
 
 The parent reads stdio/results directly from the pipes it created, so the zygote does
@@ -16,17 +19,18 @@ EOF on the control socket (server gone) kills every child and exits.
 
 from __future__ import annotations
 
+import _signal
 import fcntl
 import gc
 import json
 import os
-import selectors
+import select
 import signal
 import socket
 import sys
 from typing import Any
 
-from . import cgroups, harness, isolation, landlock, proctree
+from . import harness, isolation, landlock
 from . import syscalls as sc
 
 WARM_IMPORTS = (
@@ -73,8 +77,9 @@ class Zygote:
     def __init__(self, ctl: socket.socket, pol: isolation.Policy, fault_fork: bool = False) -> None:
         self.ctl, self.pol = ctl, pol
         self.fault_fork = fault_fork  # tests only: every fork fails as on a full host
-        self.sel = selectors.DefaultSelector()
-        self.children: dict[int, tuple[int, socket.socket, dict[str, Any]]] = {}
+        self.poll = select.epoll()
+        self.pidns = pol.on("pid_namespace")
+        self.children: dict[int, tuple[int, int, dict[str, Any]]] = {}
         self.rulesets: dict[str, int] = {}
 
     def ruleset(self, header: dict[str, Any]) -> int | None:
@@ -91,13 +96,17 @@ class Zygote:
         return self.rulesets[area]
 
     def serve(self) -> None:
-        self.sel.register(self.ctl, selectors.EVENT_READ, None)
+        """One epoll over the control socket and a pidfd per child: the fewer Python
+        objects the zygote touches per run, the fewer pages it copies on write while
+        its children share them."""
+        ctl = self.ctl.fileno()
+        self.poll.register(ctl, select.EPOLLIN)
         while True:
-            for key, _ in self.sel.select():
-                if key.data is None:
+            for fd, _ in self.poll.poll():
+                if fd == ctl:
                     self._on_request()
                 else:
-                    self._on_exit(key.data)
+                    self._on_exit(fd)
 
     def _on_request(self) -> None:
         try:
@@ -108,7 +117,7 @@ class Zygote:
             self._shutdown()
         try:
             header = json.loads(msg)
-            reply = socket.socket(fileno=fds[0])
+            reply = fds[0]
         except Exception:  # noqa: BLE001 - malformed request from the server: drop it
             for fd in fds:
                 os.close(fd)
@@ -121,22 +130,16 @@ class Zygote:
         for fd in fds[1:]:
             os.close(fd)
         if pid < 0:  # the host refused the fork: say so (the zygote itself is fine)
-            try:
-                reply.send(json.dumps({"error": why}).encode())
-            except OSError:
-                pass
-            reply.close()
+            _send(reply, json.dumps({"error": why}).encode())
+            os.close(reply)
             return
-        try:
-            reply.send(json.dumps({"pid": pid}).encode())
-        except OSError:
-            pass
+        _send(reply, b'{"pid": %d}' % pid)
         pidfd = os.pidfd_open(pid)
         self.children[pidfd] = (pid, reply, header)
-        self.sel.register(pidfd, selectors.EVENT_READ, pidfd)
+        self.poll.register(pidfd, select.EPOLLIN)
 
     def _fork(self, header: dict[str, Any], fds: list[int], rfd: int | None) -> tuple[int, str]:
-        pidns = self.pol.on("pid_namespace")
+        pidns = self.pidns
         why = ""
         try:
             if pidns:
@@ -155,15 +158,19 @@ class Zygote:
     def _child(self, header: dict[str, Any], fds: list[int], rfd: int | None) -> None:
         code = 70
         try:
-            if header.get("cgroup"):  # its own group, before it runs or forks anything
-                cgroups.join(header["cgroup"])
-            _oom_score_adj(0)
+            for procs in header.get("cgroup") or ():  # its own group (as cgroups.join()),
+                _write(procs, b"0")  # before it runs or forks anything
+            _write(_OOM_ADJ, b"0")
             if not self.pol.on("pid_namespace"):  # orphans stay in the tree (proc_watch)
-                proctree.make_subreaper()
+                _subreaper()
             kind = header["kind"]
+            spare = kind == "spare"
             if kind == "kernel":
                 targets = [3]
                 payload: dict[str, Any] = {}
+            elif spare:  # stdio, results and the socket its code will come on
+                targets = [0, 1, 2, 3, 4]
+                payload = {}
             else:
                 payload = json.loads(os.pread(fds[0], os.fstat(fds[0]).st_size, 0))
                 fds = fds[1:]
@@ -176,8 +183,9 @@ class Zygote:
             for target, fd in zip(targets, high, strict=True):
                 os.dup2(fd, target)
             sc.close_fds_from(max(targets) + 1)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            # _signal: signal.signal() converts to and from enums in Python code
+            _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
+            _signal.signal(_signal.SIGINT, _signal.default_int_handler)
             isolation.apply_child(
                 self.pol,
                 own_tmpfs=kind == "kernel",
@@ -186,7 +194,12 @@ class Zygote:
                 limits=header["limits"],
                 dumpable=header.get("dumpable", True),
                 ruleset_fd=rfd,
+                spare=spare,
             )
+            if spare:
+                payload = harness.await_code(4)
+                isolation.hand_over(self.pol, header.get("uid"), header.get("dumpable", True))
+                kind = "run"
             gc.enable()
             if kind == "kernel":
                 harness.kernel_loop(3)
@@ -203,25 +216,17 @@ class Zygote:
 
     def _on_exit(self, pidfd: int) -> None:
         pid, reply, header = self.children.pop(pidfd)
-        self.sel.unregister(pidfd)
+        self.poll.unregister(pidfd)
         os.close(pidfd)
         _, status, ru = os.wait4(pid, 0)
-        if not self.pol.on("pid_namespace"):
+        if not self.pidns:
             self._sweep(pid, header)
-        try:
-            reply.send(
-                json.dumps(
-                    {
-                        "exit": status,
-                        "utime": ru.ru_utime,
-                        "stime": ru.ru_stime,
-                        "minflt": ru.ru_minflt,
-                    }
-                ).encode()
-            )
-        except OSError:
-            pass
-        reply.close()
+        _send(
+            reply,
+            b'{"exit": %d, "utime": %r, "stime": %r, "minflt": %d}'
+            % (status, ru.ru_utime, ru.ru_stime, ru.ru_minflt),
+        )
+        os.close(reply)
 
     def _sweep(self, pid: int, header: dict[str, Any]) -> None:
         """Without a PID namespace: kill what is left of the run (its process group, the
@@ -231,6 +236,8 @@ class Zygote:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
+        from . import proctree  # only without a PID namespace (it imports threading)
+
         ours = {p for p, _, _ in self.children.values()}
         strays = [p for p in proctree.children(os.getpid()) if p not in ours]  # adopted
         for orphan in strays:
@@ -271,10 +278,35 @@ def _oom_score_adj(value: int) -> None:
     """The zygote shares its slot's memory group with the runs: -1000, never the OOM
     killer's victim; its children reset theirs to 0."""
     try:
-        with open(_OOM_ADJ, "w") as f:
-            f.write(str(value))
+        _write(_OOM_ADJ, str(value).encode())
     except OSError:
         pass
+
+
+def _send(sock: int, data: bytes) -> None:
+    """One message on a SOCK_SEQPACKET reply socket; a server gone away is no error."""
+    try:
+        os.write(sock, data)
+    except OSError:
+        pass
+
+
+def _write(path: str, data: bytes) -> None:
+    """One write to a /proc or /sys file, with no file object (a child's every Python
+    object costs it copy-on-write faults)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _subreaper() -> None:
+    """proctree.make_subreaper(), without importing proctree (and threading) here."""
+    sc.prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+PR_SET_CHILD_SUBREAPER = 36
 
 
 def warm_up() -> None:
@@ -292,22 +324,41 @@ def warm_up() -> None:
 
 
 def main(argv: list[str]) -> None:
+    """Two stages in one process. Stage 1 (argv: ctl fd, options) probes and sets up the
+    zygote-wide layers, then execs stage 2 (argv + the policy found), which keeps the
+    namespaces, mounts and fds but none of the setup's memory (sysconfig, probes,
+    garbage): every fork copies, and every child tears down, ~2.5 MB less."""
     ctl = socket.socket(fileno=int(argv[0]))
     opts = json.loads(argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if len(argv) == 2:
+        # this package's directory is hidden by the mount namespace: stage 2 imports it
+        # through an fd opened now
+        pkg = os.open(sys.argv[1], os.O_PATH | os.O_DIRECTORY)
+        os.set_inheritable(pkg, True)
+        pol = isolation.setup_zygote(
+            set(opts["disabled"]),
+            opts["private_roots"],
+            opts["workbase"],
+            opts["probe_uid"],
+            opts["areas"],
+            opts["disk_mb"],
+        )
+        os.set_inheritable(ctl.fileno(), True)
+        if pol.pid_ns_fd >= 0:
+            os.set_inheritable(pol.pid_ns_fd, True)
+        exe, here = sys.executable, f"/proc/self/fd/{pkg}"
+        os.execv(exe, [exe, "-s", "-P", "-c", BOOTSTRAP, here, sys.argv[2], *argv, pol.to_json()])
     os.set_inheritable(ctl.fileno(), False)
-    pol = isolation.setup_zygote(
-        set(opts["disabled"]),
-        opts["private_roots"],
-        opts["workbase"],
-        opts["probe_uid"],
-        opts["areas"],
-        opts["disk_mb"],
-    )
+    pol = isolation.Policy.from_json(argv[2])
+    isolation.base_env()  # once here: a child then only sets its HOME and TMPDIR
+    pol.prepare()
+    if pol.pid_ns_fd >= 0:
+        os.set_inheritable(pol.pid_ns_fd, False)
     warm_up()
     _oom_score_adj(-1000)
     if not pol.on("pid_namespace"):  # a finished run's orphans come back here: see _sweep
-        proctree.make_subreaper()
+        _subreaper()
     ctl.send(json.dumps({"report": pol.report(), "pid": os.getpid()}).encode())
     Zygote(ctl, pol, opts.get("fault") == "fork").serve()
 
