@@ -1,0 +1,130 @@
+"""The session pool without Ray: two real servers on 127.0.0.1, one of them killed.
+
+Sessions spread over both; a reset on a dead replica goes to the other; a step in
+flight on a replica that dies raises `ReplicaLost` and is never resent (the session
+has no episode afterwards: it does not silently reconnect); the same for the async
+form and for the evaluation runner's sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from python_env import errors
+from python_env.models import PythonAction
+from python_env.pool import SessionPool, parse_metrics
+from python_env.server.launcher import Server, run_server
+
+SERVER_ENV = {"MAX_CONCURRENT_ENVS": "16", "SESSION_TIMEOUT_S": "300", "PYTHON_ENV_TIMEOUT_S": "8"}
+SLEEP = PythonAction(kind="run", code="import time; time.sleep(6)")
+"""A step still running when the test kills its replica (1 s in)."""
+
+
+@pytest.fixture(scope="module")
+def survivor() -> Iterator[Server]:
+    with run_server(**SERVER_ENV) as s:
+        yield s
+
+
+@pytest.fixture
+def victim() -> Iterator[Server]:
+    with run_server(**SERVER_ENV) as s:
+        yield s
+
+
+def _kill_later(server: Server, delay_s: float = 1.0) -> threading.Timer:
+    timer = threading.Timer(delay_s, server.process.kill)
+    timer.start()
+    return timer
+
+
+def test_parse_metrics_reads_unlabelled_samples() -> None:
+    text = (
+        "# HELP python_env_ws_connections open\n# TYPE python_env_ws_connections gauge\n"
+        'python_env_ws_connections 7\npython_env_steps_total{kind="run"} 3\n'
+        "python_env_sessions_max 64\nbroken line-without-number x\n"
+    )
+    assert parse_metrics(text) == {
+        "python_env_ws_connections": 7.0,
+        "python_env_sessions_max": 64.0,
+    }
+
+
+def test_pool_refuses_an_empty_or_bad_list() -> None:
+    with pytest.raises(ValueError):
+        SessionPool([])
+    with pytest.raises(ValueError):
+        SessionPool(["127.0.0.1:8000"])
+
+
+def test_sessions_spread_and_a_dead_replica_loses_nothing(survivor: Server, victim: Server) -> None:
+    with SessionPool([survivor.url, victim.url], down_for_s=60) as pool:
+        envs = [pool.session() for _ in range(4)]
+        for env in envs:
+            env.reset(task_id="implement-rle-encode")
+        assert Counter(env.replica for env in envs) == {survivor.url: 2, victim.url: 2}
+
+        doomed = next(env for env in envs if env.replica == victim.url)
+        idle = next(env for env in envs if env.replica == victim.url and env is not doomed)
+        timer = _kill_later(victim)
+        with pytest.raises(errors.ReplicaLost) as lost:
+            doomed.step(SLEEP)
+        timer.join()
+        assert lost.value.code == "REPLICA_LOST"
+        assert lost.value.data == {"replica": victim.url, "in_flight": True}
+        # No silent reconnect: the episode is gone, the next step says so
+        with pytest.raises(errors.NoEpisode):
+            doomed.step(PythonAction(kind="run", code="print(1)"))
+        # An idle session on the dead replica: its next step is lost too, never sent
+        with pytest.raises(errors.ReplicaLost) as idle_lost:
+            idle.step(PythonAction(kind="run", code="print(1)"))
+        assert idle_lost.value.data["in_flight"] is False
+
+        # Reset moves to the live replica; the new episode starts from step 0 there
+        for env in (doomed, idle, pool.session()):
+            obs = env.reset(task_id="implement-rle-encode").observation
+            assert env.replica == survivor.url
+            assert obs.step_count == 0
+            run = env.step(PythonAction(kind="run", code="print(6 * 7)")).observation
+            assert run.run is not None and run.run.stdout == "42\n"
+            assert env.state().step_count == 1
+        down = {r["url"]: r for r in pool.snapshot()}
+        assert down[victim.url]["down"] and down[victim.url]["lost"] == 2
+        assert not down[survivor.url]["down"]
+
+
+def test_reset_fails_over_and_reports_when_no_replica_is_left(victim: Server) -> None:
+    victim.process.kill()
+    victim.process.wait()
+    with SessionPool([victim.url]) as pool, pool.session() as env:
+        with pytest.raises(errors.ReplicaLost, match="no live python_env replica"):
+            env.reset()
+        assert pool.snapshot()[0]["down"]
+
+
+def test_async_sessions_fail_over_the_same_way(survivor: Server, victim: Server) -> None:
+    async def play() -> None:
+        pool = SessionPool([survivor.url, victim.url], down_for_s=60)
+        envs = [pool.async_session() for _ in range(2)]
+        for env in envs:
+            await env.reset()
+        assert {env.replica for env in envs} == {survivor.url, victim.url}
+        doomed = next(env for env in envs if env.replica == victim.url)
+        timer = _kill_later(victim)
+        with pytest.raises(errors.ReplicaLost):
+            await doomed.step(SLEEP)
+        timer.join()
+        with pytest.raises(errors.NoEpisode):
+            await doomed.step(PythonAction(kind="run", code="print(1)"))
+        await doomed.reset()
+        assert doomed.replica == survivor.url
+        result = await doomed.step(PythonAction(kind="run", code="print('ok')"))
+        assert result.observation.run is not None and result.observation.run.stdout == "ok\n"
+        for env in envs:
+            await env.close()
+
+    asyncio.run(play())
