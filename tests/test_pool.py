@@ -128,3 +128,88 @@ def test_async_sessions_fail_over_the_same_way(survivor: Server, victim: Server)
             await env.close()
 
     asyncio.run(play())
+
+
+def test_the_runner_spreads_over_base_urls_and_replays_a_lost_episode(
+    survivor: Server, victim: Server, tmp_path
+) -> None:
+    """`python-env-eval --base-url A --base-url B`, and the runner's failover: episodes
+    in flight on a killed server are played again on the other, each recorded once."""
+    import json
+
+    from python_env.eval.__main__ import main
+    from python_env.eval.policies import Agent, Decision, ReferencePolicy
+    from python_env.eval.runner import (
+        PoolSession,
+        Runner,
+        episode_specs,
+        remote_catalog,
+        select_tasks,
+    )
+
+    out = tmp_path / "spread"
+    args = ["--base-url", survivor.url, "--base-url", victim.url, "--policy", "reference"]
+    args += ["--count", "1", "--concurrency", "2", "--output", str(out), "--no-progress"]
+    assert main([*args, "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert {e["replica"] for e in report["episodes"]} == {survivor.url, victim.url}
+    assert all(e["node"] is None and e["retries"] == 0 for e in report["episodes"])
+    assert set(report["replicas"]) == {survivor.url, victim.url}
+
+    started = threading.Semaphore(0)
+
+    class Slow(Agent):
+        def __init__(self, inner: Agent) -> None:
+            self.inner, self.slept = inner, False
+
+        def act(self, observation, turns_left):
+            if not self.slept and turns_left > 2:
+                self.slept = True
+                started.release()
+                return Decision(SLEEP)
+            return self.inner.act(observation, turns_left)
+
+    class SlowReference(ReferencePolicy):
+        name = "slow-reference"
+
+        def start(self, task, seed):
+            return Slow(super().start(task, seed))
+
+    tasks = [
+        t
+        for t in select_tasks(remote_catalog(survivor.url), count=2, seed=0)
+        if t["family"] in ("implement", "fix-bug")
+    ]
+    specs = episode_specs(tasks, [0])
+    assert len(specs) == 4
+
+    def kill_when_busy() -> None:
+        for _ in range(4):  # four sleeping steps at once: two on each server
+            if not started.acquire(timeout=120):
+                return
+        victim.process.kill()
+
+    killer = threading.Thread(target=kill_when_busy, daemon=True)
+    killer.start()
+    with SessionPool([survivor.url, victim.url], down_for_s=600) as pool:
+        runner = Runner(
+            SlowReference(),
+            lambda: PoolSession(pool),
+            output=tmp_path / "killed",
+            concurrency=4,
+            log_stream=None,
+            progress=False,
+            max_retries=2,
+        )
+        result = runner.run(specs)
+    killer.join(timeout=10)
+    assert victim.process.poll() is not None
+    episodes = json.loads((tmp_path / "killed" / "report.json").read_text())["episodes"]
+    assert Counter((e["task_id"], e["seed"]) for e in episodes) == Counter(
+        (s.task_id, s.seed) for s in specs
+    )
+    assert result.new_episodes == 4
+    assert all(e["error"] is None and e["passed"] for e in episodes)
+    retried = [e for e in episodes if e["retries"]]
+    assert len(retried) == 2  # the two on the killed server
+    assert all(e["replica"] == survivor.url for e in retried)
