@@ -213,3 +213,51 @@ def test_the_runner_spreads_over_base_urls_and_replays_a_lost_episode(
     retried = [e for e in episodes if e["retries"]]
     assert len(retried) == 2  # the two on the killed server
     assert all(e["replica"] == survivor.url for e in retried)
+
+
+def test_the_trl_adapter_places_rollouts_through_a_pool(
+    survivor: Server, victim: Server, bank
+) -> None:
+    """`PythonEnvTools.pool`: rollouts spread over the replicas; one whose replica dies
+    mid-episode raises ReplicaLost at the tool and at get_reward (never a reward)."""
+    from python_env.eval.trl_adapter import PythonEnvTools
+
+    task = bank.get("implement-rle-encode")
+    with SessionPool([survivor.url, victim.url], down_for_s=600) as pool:
+        PythonEnvTools.pool = pool
+        try:
+            tools = [PythonEnvTools(), PythonEnvTools()]
+            for t in tools:
+                t.reset(task_id=task.id)
+            assert {t._client.replica for t in tools} == {survivor.url, victim.url}
+            doomed = next(t for t in tools if t._client.replica == victim.url)
+            fine = next(t for t in tools if t is not doomed)
+            timer = _kill_later(victim)
+            with pytest.raises(errors.ReplicaLost):
+                doomed.run_code("import time; time.sleep(6)")
+            timer.join()
+            with pytest.raises(errors.ReplicaLost):
+                doomed.get_reward()
+            assert "solution.py updated" in fine.edit_solution(task.reference_solution)
+            assert fine.get_reward() >= 1.0
+            doomed.reset(task_id=task.id)  # the next rollout of this instance: elsewhere
+            assert doomed._client.replica == survivor.url
+            doomed.edit_solution(task.reference_solution)
+            assert doomed.get_reward() >= 1.0
+
+            # rollout_func through the pool (the victim is down: all on the survivor)
+            from python_env.eval.trl_adapter import make_rollout_func, task_dataset_rows
+            from test_trl_adapter import scripted_generate
+
+            replies = [
+                '```json\n{"action": "edit"}\n```\n```python\n' + task.reference_solution + "```",
+                '```json\n{"action": "submit"}\n```',
+            ]
+            rollout = make_rollout_func(scripted_generate(replies, []), pool=pool)
+            rows = task_dataset_rows(survivor.url, mode="text", family="implement")
+            row = next(r for r in rows if r["task_id"] == task.id)
+            assert rollout([row["prompt"]] * 2, None)["env_score"] == [1.0, 1.0]
+        finally:
+            PythonEnvTools.pool = None
+            for t in tools:
+                t._close()
