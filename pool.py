@@ -196,7 +196,10 @@ class SessionPool:
         live = [r for r in candidates if r.down_until <= now]
         if not live:  # every one failed recently: probe them all again before giving up
             live = candidates
-        stale = [r for r in live if now - r._probed_at >= self.probe_interval_s]
+        with self._lock:  # claim the stale ones: sessions placed meanwhile use the last figures
+            stale = [r for r in live if now - r._probed_at >= self.probe_interval_s]
+            for r in stale:
+                r._probed_at = now
         if stale:
             await asyncio.gather(*(self._probe(r) for r in stale))
         now = time.monotonic()
