@@ -100,7 +100,10 @@ def test_an_evaluation_run_spreads_over_both_nodes(
     report = _report(out)
     episodes = report["episodes"]
     nodes = {r.url: r.node_id for r in replicas}
-    assert episodes and all(e["error"] is None and e["passed"] for e in episodes)
+    assert episodes and all(e["error"] is None for e in episodes)
+    # (optimize tasks also grade CPU time, which a loaded machine can fail)
+    failed = [e for e in episodes if not e["passed"] and e["family"] != "optimize"]
+    assert not failed, [(e["task_id"], e["feedback"]) for e in failed]
     assert all(nodes[e["replica"]] == e["node"] for e in episodes)
     assert {e["node"] for e in episodes} == _ray_nodes()  # both nodes played episodes
     assert report["run"]["replicas"] == [{"url": u, "node": n} for u, n in nodes.items()]
