@@ -45,6 +45,8 @@ from .models import PythonAction, PythonObservation, PythonState
 T = TypeVar("T")
 
 PROBE_TIMEOUT_S = 3.0
+DEFAULT_CAPACITY = 64
+"""MAX_CONCURRENT_ENVS's default: the capacity of a replica that does not report one."""
 CONNECTION_LOST = (ConnectionError, OSError, WebSocketException, EOFError)
 """What a dead or vanished replica raises in the client (OpenEnv wraps a refused
 connection in ConnectionError; a dropped one is websockets' ConnectionClosed)."""
@@ -70,12 +72,13 @@ class Replica:
 
     @property
     def load(self) -> float:
-        """Estimated connections now (as a share of its capacity when known)."""
+        """Estimated connections now, as a share of its capacity (the server's default
+        capacity when it does not say)."""
         if self.reported is None:
             estimate = float(self.sessions)
         else:
             estimate = float(max(0, self.reported + self.sessions - self._sessions_at_probe))
-        return estimate / self.capacity if self.capacity else estimate
+        return estimate / (self.capacity or DEFAULT_CAPACITY)
 
 
 def parse_metrics(text: str) -> dict[str, float]:

@@ -97,6 +97,27 @@ def test_sessions_spread_and_a_dead_replica_loses_nothing(survivor: Server, vict
         assert not down[survivor.url]["down"]
 
 
+def test_placement_follows_the_load_replicas_report() -> None:
+    """With /metrics, the least-loaded replica takes the new sessions: one reporting 40
+    of 64 connections gets none of six while the other's estimate stays below that."""
+    import os
+    from pathlib import Path
+
+    here = str(Path(__file__).resolve().parent)
+    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**SERVER_ENV, "PYTHONPATH": path}
+    with (
+        run_server(module="busy_server", BUSY_CONNECTIONS="40", **env) as busy,
+        run_server(module="busy_server", BUSY_CONNECTIONS="0", **env) as idle,
+        SessionPool([busy.url, idle.url]) as pool,
+    ):
+        envs = [pool.session() for _ in range(6)]
+        for e in envs:
+            e.reset()
+        assert [e.replica for e in envs] == [idle.url] * 6
+        assert all(r["metrics"] for r in pool.snapshot())
+
+
 def test_reset_fails_over_and_reports_when_no_replica_is_left(victim: Server) -> None:
     victim.process.kill()
     victim.process.wait()
