@@ -38,6 +38,8 @@ from .policies import FatalPolicyError, Policy
 
 ENV_NAME = "python_env"
 REPORT_FILE = "report.json"
+REPLAY_BACKOFF_S = 0.5
+"""Pause before replaying an episode whose replica was lost (times the attempt)."""
 
 
 class EvalError(Exception):
@@ -376,6 +378,7 @@ def play_episode(
         if not lost or attempt >= max_retries:
             return record
         attempt += 1
+        time.sleep(REPLAY_BACKOFF_S * attempt)  # a replica restarting, or every one down
 
 
 def _attempt(
