@@ -128,6 +128,15 @@ class FactoryError(PythonEnvError):
     code = "FACTORY_ERROR"
 
 
+class ReplicaLost(PythonEnvError):
+    """Raised by the client, never sent by a server: the connection to the replica that
+    held the episode was lost (the replica died or dropped it). A step in flight may or
+    may not have been applied, so it is never resent: reset to start a new episode
+    (a session pool puts it on a live replica)."""
+
+    code = "REPLICA_LOST"
+
+
 ERRORS: dict[str, type[PythonEnvError]] = {cls.code: cls for cls in PythonEnvError.__subclasses__()}
 
 

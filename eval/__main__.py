@@ -5,6 +5,9 @@ Examples:
     python -m python_env.eval --base-url http://127.0.0.1:8000 --policy reference --all \\
         --output results/
     python -m python_env.eval --policy starter --count 2 --output results/starter   # in-process
+    python -m python_env.eval --base-url http://10.0.0.1:8000 --base-url http://10.0.0.2:8000 \
+        --policy reference --all --concurrency 8      # episodes spread over two servers
+    python -m python_env.eval --ray 10.0.0.1:6379 --policy reference --all --concurrency 8
     MODEL_NAME=Qwen/Qwen2.5-7B-Instruct HF_TOKEN=... python -m python_env.eval \\
         --base-url http://127.0.0.1:8000 --policy openai --family fix-bug --count 5
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +31,7 @@ from .runner import (
     FAMILIES,
     EvalError,
     LocalSession,
-    RemoteSession,
+    PoolSession,
     Runner,
     Session,
     check_server,
@@ -90,10 +94,33 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     where = parser.add_argument_group("environment")
-    where.add_argument(
+    servers = where.add_mutually_exclusive_group()
+    servers.add_argument(
         "--base-url",
+        action="append",
+        default=[],
         metavar="URL",
-        help="python_env server, e.g. http://127.0.0.1:8000 (default: run in-process)",
+        help="python_env server, e.g. http://127.0.0.1:8000; repeat it to spread the "
+        "episodes over several (default: run in-process)",
+    )
+    servers.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="a Ray cluster (e.g. 10.0.0.1:6379, or auto): use the python_env replicas "
+        "running on it, or start one per node for this run (needs the ray extra)",
+    )
+    where.add_argument(
+        "--replicas",
+        type=_positive,
+        metavar="N",
+        help="with --ray, when none runs yet: start N replicas (default: one per node)",
+    )
+    where.add_argument(
+        "--max-retries",
+        type=int,
+        default=2,
+        metavar="N",
+        help="replay an episode whose server was lost up to N times on another (default 2)",
     )
     parser.add_argument(
         "--policy", default="reference", choices=POLICIES, help="policy to run (default: reference)"
@@ -192,22 +219,58 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace, policy: Policy, seeds: list[int]) -> int:
+    if args.replicas and not args.ray:
+        raise EvalError("--replicas starts replicas on a Ray cluster: give --ray ADDRESS too")
+    if args.ray:
+        from .ray_replicas import RayError, ensure_replicas
+
+        try:
+            fleet = ensure_replicas(args.ray, count=args.replicas)
+        except RayError as exc:
+            raise EvalError(str(exc)) from None
+        try:
+            nodes = {r.url: r.node_id for r in fleet.replicas}
+            return _evaluate_on(args, policy, seeds, list(nodes), nodes, f"ray:{args.ray}")
+        finally:
+            fleet.close()
+    if args.base_url:
+        urls = list(dict.fromkeys(u.rstrip("/") for u in args.base_url))
+        return _evaluate_on(args, policy, seeds, urls, {}, " ".join(urls))
+    return _evaluate_on(args, policy, seeds, [], {}, "in-process")
+
+
+def _evaluate_on(
+    args: argparse.Namespace,
+    policy: Policy,
+    seeds: list[int],
+    urls: list[str],
+    nodes: Mapping[str, str | None],
+    where: str,
+) -> int:
+    """The run against the servers `urls` (a session pool over them), or in process."""
+    from ..pool import SessionPool
     from .report import write_reports
 
-    if args.base_url:
-        base_url = args.base_url.rstrip("/")
-        check_server(base_url)
-        catalog = remote_catalog(base_url)
+    pool: SessionPool | None = None
+    if urls:
+        for url in urls:
+            check_server(url)
+        catalog = remote_catalog(urls[0])
+        grading = remote_grading(urls[0])
+        for url in urls[1:]:
+            if remote_grading(url) != grading:
+                raise EvalError(
+                    f"{url} serves another task bank or grading version than {urls[0]}: "
+                    "spread episodes only over identical servers"
+                )
+        pool = SessionPool(urls, nodes=nodes, message_timeout_s=300.0)
 
         def session_factory() -> Session:
-            return RemoteSession(base_url)
+            return PoolSession(pool)
 
-        where = base_url
-        grading = remote_grading(base_url)
     else:
         catalog = local_catalog()
         session_factory = LocalSession
-        where = "in-process"
         grading = local_grading()
 
     chosen = select_tasks(
@@ -233,6 +296,7 @@ def _evaluate(args: argparse.Namespace, policy: Policy, seeds: list[int]) -> int
             "seeds": seeds,
         },
         "concurrency": args.concurrency,
+        **({"replicas": [{"url": u, "node": nodes.get(u)} for u in urls]} if urls else {}),
         **grading,
     }
     runner = Runner(
@@ -244,8 +308,13 @@ def _evaluate(args: argparse.Namespace, policy: Policy, seeds: list[int]) -> int
         log_stream=None if args.quiet else sys.stdout,
         progress=not args.no_progress,
         meta=meta,
+        max_retries=max(0, args.max_retries) if pool is not None else 0,
     )
-    result = runner.run(specs)
+    try:
+        result = runner.run(specs)
+    finally:
+        if pool is not None:
+            pool.close()
     write_reports(result.records, args.output)
 
     wanted = {(s.task_id, s.seed, policy.name) for s in specs}

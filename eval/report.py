@@ -113,10 +113,24 @@ def summarize(records: Sequence[EpisodeRecord]) -> dict[str, Any]:
     return out
 
 
+def by_replica(records: Sequence[EpisodeRecord]) -> dict[str, Any]:
+    """Per server (URL) that played episodes: its Ray node, the episodes recorded on it
+    and how many of them were replays after another server was lost."""
+    out: dict[str, Any] = {}
+    for r in records:
+        url = getattr(r, "replica", None)
+        if url is None:
+            continue
+        row = out.setdefault(url, {"node": getattr(r, "node", None), "episodes": 0, "retried": 0})
+        row["episodes"] += 1
+        row["retried"] += bool(getattr(r, "retries", 0))
+    return dict(sorted(out.items()))
+
+
 def report_document(records: Sequence[EpisodeRecord], meta: dict[str, Any]) -> dict[str, Any]:
     """The content of report.json."""
     ordered = sorted(records, key=lambda r: (r.policy, r.family, r.difficulty, r.task_id, r.seed))
-    return {
+    document = {
         "version": REPORT_VERSION,
         "env": "python_env",
         "grading_version": meta.get("grading_version"),
@@ -126,6 +140,10 @@ def report_document(records: Sequence[EpisodeRecord], meta: dict[str, Any]) -> d
         "summary": summarize(ordered),
         "episodes": [r.to_json() for r in ordered],
     }
+    replicas = by_replica(ordered)
+    if replicas:
+        document["replicas"] = replicas
+    return document
 
 
 def _pct(value: float | None) -> str:

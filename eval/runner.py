@@ -6,8 +6,11 @@ not turn into an action is a wasted turn (nothing reaches the environment). If t
 turns run out before the environment ended the episode (possible only after wasted
 turns), the runner submits the current solution so that every episode is graded.
 
-Episodes run either against a server (`RemoteSession`: one WebSocket session per
-worker) or in this process (`LocalSession`: one `PythonEnvironment` per worker).
+Episodes run either against servers (`PoolSession`: one WebSocket session per worker,
+placed by a `SessionPool` over one or more replicas) or in this process
+(`LocalSession`: one `PythonEnvironment` per worker). An episode whose replica was lost
+(`ReplicaLost`) is played again from its reset, on a live replica, up to `max_retries`
+times, and recorded once with its retry count.
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ from typing import Any, Protocol, TextIO
 
 import httpx
 
-from ..errors import retrying
+from ..errors import ReplicaLost, retrying
 from ..models import DIFFICULTIES, FAMILIES, PythonAction, PythonObservation
 from .policies import FatalPolicyError, Policy
 
 ENV_NAME = "python_env"
 REPORT_FILE = "report.json"
+REPLAY_BACKOFF_S = 0.5
+"""Pause before replaying an episode whose replica was lost (times the attempt)."""
 
 
 class EvalError(Exception):
@@ -87,6 +92,34 @@ class RemoteSession:
     def close(self) -> None:
         try:
             self._client.close()
+        except Exception:  # noqa: BLE001 - closing a broken session is best effort
+            pass
+
+
+class PoolSession:
+    """A session of a `SessionPool`: placed on a replica at each reset, which it names
+    (`replica`, `node`) for the episode's record."""
+
+    def __init__(self, pool: Any) -> None:
+        self._env = pool.session()
+
+    @property
+    def replica(self) -> str | None:
+        return self._env.replica
+
+    @property
+    def node(self) -> str | None:
+        return self._env.node
+
+    def reset(self, task_id: str, seed: int) -> PythonObservation:
+        return self._env.reset(task_id=task_id, seed=seed).observation
+
+    def step(self, action: PythonAction) -> PythonObservation:
+        return self._env.step(action).observation
+
+    def close(self) -> None:
+        try:
+            self._env.close()
         except Exception:  # noqa: BLE001 - closing a broken session is best effort
             pass
 
@@ -261,6 +294,12 @@ class EpisodeRecord:
     cases_total: int = 0
     feedback: str = ""
     wall_s: float = 0.0
+    replica: str | None = None
+    """The server (URL) that played it; None in process."""
+    node: str | None = None
+    """That server's Ray node id, when on Ray."""
+    retries: int = 0
+    """Times it was replayed from its reset after its replica was lost."""
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -322,12 +361,31 @@ class EpisodeLog:
 
 
 def play_episode(
-    session: Session, policy: Policy, spec: EpisodeSpec, log: EpisodeLog
+    session: Session, policy: Policy, spec: EpisodeSpec, log: EpisodeLog, max_retries: int = 0
 ) -> EpisodeRecord:
     """Play one episode; environment or policy failures become `record.error`.
 
-    `FatalPolicyError` propagates (after the [END] line): the run should stop.
+    An episode whose replica was lost (`ReplicaLost`: its steps there are gone, and a
+    step in flight is never resent) is played again from its reset, with a fresh agent,
+    up to `max_retries` times; each attempt logs its own [START]..[END] lines, the record
+    is the last attempt's with its `retries`. `FatalPolicyError` propagates (after the
+    [END] line): the run should stop.
     """
+    attempt = 0
+    while True:
+        record, lost = _attempt(session, policy, spec, log)
+        record.retries = attempt
+        if not lost or attempt >= max_retries:
+            return record
+        attempt += 1
+        time.sleep(REPLAY_BACKOFF_S * attempt)  # a replica restarting, or every one down
+
+
+def _attempt(
+    session: Session, policy: Policy, spec: EpisodeSpec, log: EpisodeLog
+) -> tuple[EpisodeRecord, bool]:
+    """One attempt at an episode, and whether it ended because its replica was lost."""
+    lost = False
     record = EpisodeRecord(
         task_id=spec.task_id,
         family=spec.family,
@@ -340,6 +398,8 @@ def play_episode(
     log.start(spec.task_id, policy.label)
     try:
         obs = session.reset(spec.task_id, spec.seed)
+        record.replica = getattr(session, "replica", None)
+        record.node = getattr(session, "node", None)
         task = obs.task
         if task is None:
             raise RuntimeError(f"reset(task_id={spec.task_id!r}) started no task")
@@ -379,13 +439,16 @@ def play_episode(
     except FatalPolicyError as exc:
         record.error = _one_line(exc)
         raise
+    except ReplicaLost as exc:
+        record.error = _one_line(exc)
+        lost = True
     except Exception as exc:  # noqa: BLE001 - one episode's failure must not end the run
         record.error = _one_line(exc) or type(exc).__name__
     finally:
         record.reward = round(sum(record.rewards), 6)
         record.wall_s = round(time.monotonic() - started, 3)
         log.end(record.passed and record.error is None, record.steps, record.score, record.rewards)
-    return record
+    return record, lost
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -432,8 +495,10 @@ class Runner:
         log_stream: TextIO | None = sys.stdout,
         progress: bool = True,
         meta: dict[str, Any] | None = None,
+        max_retries: int = 0,
     ) -> None:
         self.policy = policy
+        self.max_retries = max(0, max_retries)
         self.session_factory = session_factory
         self.output = Path(output)
         self.concurrency = max(1, concurrency)
@@ -520,7 +585,7 @@ class Runner:
         log = EpisodeLog(self.log_stream, self._log_lock, live)
         broken = False
         try:
-            record = play_episode(session, self.policy, spec, log)
+            record = play_episode(session, self.policy, spec, log, self.max_retries)
             broken = record.error is not None
         except FatalPolicyError:
             self._stop.set()  # before this worker (or another) picks up the next episode

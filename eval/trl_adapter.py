@@ -22,6 +22,12 @@ submitting is graded as if submitted (`grade_unsubmitted`, on by default), just 
 server grades an episode whose step budget runs out.
 
 Build the dataset with `task_dataset_rows(base_url, mode="tools" | "text")`.
+
+Over several servers (replicas, e.g. on Ray): give a `SessionPool` (`pool.py`) instead
+of one URL, `PythonEnvTools.pool = pool` or `make_rollout_func(..., pool=pool)`; each
+rollout's session goes to the least-loaded replica. A rollout whose replica is lost
+mid-episode (`ReplicaLost`) is never scored: `make_rollout_func` plays it again from
+the start on a live replica (`max_retries`), `PythonEnvTools` raises it to the trainer.
 """
 
 from __future__ import annotations
@@ -34,8 +40,9 @@ from functools import partial
 from typing import Any
 
 from ..client import PythonEnv
-from ..errors import retrying
+from ..errors import ReplicaLost, retrying
 from ..models import PythonAction, PythonObservation, ReviewFinding
+from ..pool import PooledEnv, SessionPool
 from .prompts import (
     HINT,
     SYSTEM_PROMPT,
@@ -47,6 +54,8 @@ from .prompts import (
 )
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+Env = PythonEnv | PooledEnv
+"""A session: with one server, or placed by a session pool."""
 _FINDING = re.compile(r"^\s*(\d+)\s*[:,\s]\s*([A-Za-z][\w-]*)\s*$")
 
 
@@ -67,11 +76,18 @@ class PythonEnvTools:
 
     base_url: str | None = None
     """Server for new instances (class-wide; `None`: `PYTHON_ENV_URL` or port 8000)."""
+    pool: SessionPool | None = None
+    """Replicas for new instances instead (class-wide): each session on the least loaded."""
     grade_unsubmitted: bool = True
     """`get_reward` submits an episode the model left unsubmitted, so it gets a score."""
 
     def __init__(self, base_url: str | None = None) -> None:
-        self._client = PythonEnv(base_url=base_url or self.base_url or default_base_url())
+        self._client: Env = (
+            self.pool.session()
+            if self.pool is not None and base_url is None
+            else PythonEnv(base_url=base_url or self.base_url or default_base_url())
+        )
+        self._lost: ReplicaLost | None = None
         self._task_id: str | None = None
         self._rewards: list[float] = []
         self._score: float | None = None
@@ -92,12 +108,15 @@ class PythonEnvTools:
         obs = self._client.reset(**options).observation
         assert obs.task is not None, "python_env started no task"
         self._task_id = obs.task.task_id
-        self._rewards, self._score, self._done = [], None, False
+        self._rewards, self._score, self._done, self._lost = [], None, False, None
         return "\n\n" + render_task(obs.task)
 
     def get_reward(self) -> float:
         """The episode's environment reward (sum of step rewards); called by TRL once the
-        rollout is over, so an unsubmitted episode is graded first (`grade_unsubmitted`)."""
+        rollout is over, so an unsubmitted episode is graded first (`grade_unsubmitted`).
+        An episode whose replica was lost has no reward: `ReplicaLost` is raised."""
+        if self._lost is not None:
+            raise self._lost
         if not self._done and self.grade_unsubmitted:
             self._act(PythonAction(kind="submit"))
         return float(sum(self._rewards))
@@ -161,7 +180,11 @@ class PythonEnvTools:
         if self._done:
             return "error: the episode is over; nothing was done"
         # SANDBOX_UNAVAILABLE is retried, then raised to the trainer: never a reward of 0
-        obs = retrying(lambda: self._client.step(action)).observation
+        try:
+            obs = retrying(lambda: self._client.step(action)).observation
+        except ReplicaLost as exc:  # the episode is gone: no reward for it either
+            self._lost, self._done = exc, True
+            raise
         self._record(obs)
         return render_observation(obs)
 
@@ -233,7 +256,7 @@ class EpisodeRollout:
 
 
 def rollout_episode(
-    env: PythonEnv,
+    env: Env,
     generate: GenerateFn,
     task_id: str,
     seed: int = 0,
@@ -324,8 +347,10 @@ def make_rollout_func(
     *,
     generate_factory: Callable[[Any], GenerateFn] | None = None,
     base_url: str | None = None,
+    pool: SessionPool | None = None,
     episodes_per_prompt: int = 1,
     seed: int = 0,
+    max_retries: int = 2,
 ) -> Callable[[list[Any], Any], dict[str, list[Any]]]:
     """A TRL `rollout_func(prompts, trainer)` playing one episode per completion.
 
@@ -334,7 +359,8 @@ def make_rollout_func(
     prompt `num_generations` times in `prompts`, so one episode is played per element
     (`episodes_per_prompt=1`) and the outputs line up with TRL's inputs. The model turn
     is `generate`, or `generate_factory(trainer)` (built at each call, so it can use the
-    trainer's current model).
+    trainer's current model). With `pool`, the session is placed by the pool, and an
+    episode whose replica is lost is played again from its reset (up to `max_retries`).
     """
     if (generate is None) == (generate_factory is None):
         raise ValueError("give exactly one of generate and generate_factory")
@@ -356,13 +382,19 @@ def make_rollout_func(
                 "task_id",
             )
         }
-        with PythonEnv(base_url=base_url or default_base_url()) as env:
+        session: Env = (
+            pool.session()
+            if pool is not None
+            else PythonEnv(base_url=base_url or default_base_url())
+        )
+        with session as env:
             for prompt in prompts:
                 task_id = task_id_from_prompt(_prompt_text(prompt))
                 if task_id is None:
                     raise ValueError("a prompt has no 'Task id: ...' line (see task_dataset_rows)")
                 for _ in range(n):
-                    episode = rollout_episode(env, turn, task_id, seed + counter["episodes"])
+                    play = partial(rollout_episode, env, turn, task_id, seed + counter["episodes"])
+                    episode = _replayed(play, max_retries)
                     counter["episodes"] += 1
                     out["prompt_ids"].append(episode.prompt_ids)
                     out["completion_ids"].append(episode.completion_ids)
@@ -374,6 +406,17 @@ def make_rollout_func(
         return out
 
     return rollout_func
+
+
+def _replayed(play: Callable[[], EpisodeRollout], max_retries: int) -> EpisodeRollout:
+    """`play()`, played again while its replica was lost (bounded); the last loss raised."""
+    for attempt in range(max_retries + 1):
+        try:
+            return play()
+        except ReplicaLost:
+            if attempt >= max_retries:
+                raise
+    raise AssertionError("unreachable")
 
 
 TOOLS_PROMPT = (
