@@ -301,17 +301,19 @@ class Setup:
     python: str
     runtime: str
     packages: frozenset[str]
+    version: str = ""
     limits: Limits = Limits()
     disable: tuple[str, ...] = ()
     cache_dir: str = ""
 
     @classmethod
     def from_settings(cls, settings: Any) -> Setup:
-        python, ident, packages = _runtime(settings.runtime_python)
+        python, ident, packages, version = _runtime(settings.runtime_python)
         return cls(
             python=python,
             runtime=ident,
             packages=packages,
+            version=version,
             limits=settings.limits,
             disable=tuple(settings.sandbox_disable),
             cache_dir=str(settings.cache_path),
@@ -323,13 +325,13 @@ class Setup:
 
 
 @functools.cache
-def _runtime(setting: str) -> tuple[str, str, frozenset[str]]:
+def _runtime(setting: str) -> tuple[str, str, frozenset[str], str]:
     """The sandbox runtime's interpreter, identity (version and packages) and packages,
     asked once per process."""
     from ..sandbox_runtime import inspect
 
     rt = inspect(setting)
-    return rt.python, content_key(rt.version, rt.packages), frozenset(rt.packages)
+    return rt.python, content_key(rt.version, rt.packages), frozenset(rt.packages), rt.version
 
 
 def setup_for(settings: Any) -> Setup | None:
@@ -748,7 +750,7 @@ def manifest_from(
         "source": f"{DISTRIBUTION} reasoning_gym/data/{DATA_FILE}",
         "gate_version": GATE_VERSION,
         "seeds": list(SEEDS),
-        "runtime": {"python": sys.version.split()[0], "packages": sorted(setup.packages)},
+        "runtime": {"python": setup.version, "packages": sorted(setup.packages)},
         "rebuild_seconds": round(seconds),
         "counts": {
             "problems": len(kept) + len(dropped),
