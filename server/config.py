@@ -40,6 +40,7 @@ class Settings:
     procedural: bool = False
     task_paths: tuple[str, ...] = ()
     humaneval: bool = False
+    codeio: bool = True  # CodeI/O's problems, when the `tasks` extra is installed
     # the per-machine store (server/tasks/cache.py); "" = ~/.cache/python_env
     cache_dir: str = ""
 
@@ -80,6 +81,7 @@ class Settings:
             procedural=_flag(get("PYTHON_ENV_PROCEDURAL") or ""),
             task_paths=_list(get("PYTHON_ENV_TASKS") or "", os.pathsep),
             humaneval=_flag(get("PYTHON_ENV_HUMANEVAL") or ""),
+            codeio=_flag(get("PYTHON_ENV_CODEIO") or "1"),
             cache_dir=get("PYTHON_ENV_CACHE_DIR") or _xdg_cache(get("XDG_CACHE_HOME")),
         )
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 from python_env.server.launcher import Server, run_server
+
+# Test servers (which inherit this environment) and in-process banks serve the built-in
+# bank unless a test asks for more: CodeI/O's problems, on by default, would change
+# every seeded pick. tests/tasks/test_codeio.py opts in with PYTHON_ENV_CODEIO=1.
+os.environ.setdefault("PYTHON_ENV_CODEIO", "0")
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,13 @@ import hashlib
 import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ...models import DIFFICULTIES, FAMILIES
 from .model import Task, TaskError
+
+if TYPE_CHECKING:
+    from .codeio import Setup as CodeioSetup
 
 
 class UnknownTaskError(KeyError):
@@ -150,11 +154,14 @@ def every_builtin_task() -> list[Task]:
 
 @functools.cache
 def default_bank(
-    procedural: bool = False, task_paths: tuple[str, ...] = (), humaneval: bool = False
+    procedural: bool = False,
+    task_paths: tuple[str, ...] = (),
+    humaneval: bool = False,
+    codeio: CodeioSetup | None = None,
 ) -> TaskBank:
     """The built-in tasks (`procedural`: the procedural repair variants instead of their
-    sources), plus the tasks of the JSONL files in `task_paths` and, with `humaneval`,
-    HumanEval's problems."""
+    sources), plus the tasks of the JSONL files in `task_paths`, with `humaneval`
+    HumanEval's problems and, given a `codeio.Setup`, CodeI/O's kept problems."""
     from .builtin import builtin_tasks
     from .mutate import procedural_tasks
 
@@ -171,4 +178,8 @@ def default_bank(
         from .humaneval import load_humaneval
 
         bank.extend(load_humaneval())
+    if codeio is not None:  # CodeI/O's kept problems (server/tasks/codeio.py)
+        from .codeio import load_codeio
+
+        bank.extend(load_codeio(codeio))
     return bank

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, overload
 
 from ...models import Difficulty, Family, TaskInfo
 
-Source = Literal["builtin", "procedural", "jsonl", "humaneval", "evalplus"]
+Source = Literal["builtin", "procedural", "jsonl", "humaneval", "evalplus", "codeio"]
 
 SOURCES: tuple[str, ...] = get_args(Source)
 
@@ -75,6 +77,54 @@ class HiddenCase:
         )
 
 
+class GeneratedCases(Sequence[HiddenCase]):
+    """Hidden cases made on first use: `produce()` runs once (e.g. a dataset's input
+    generator, in the sandbox, through the per-machine store), so loading thousands of
+    such tasks costs nothing until one is graded. `size` (`len()`) and `key` are known up front:
+    `len()` and the task's fingerprint never produce the cases; `key` must be a hash of
+    everything the cases depend on (the generator, its seeds, the runtime). A failing
+    `produce()` raises (an infrastructure error) and is retried on the next use."""
+
+    def __init__(self, count: int, key: str, produce: Callable[[], Sequence[HiddenCase]]):
+        self.size = count
+        self.key = key
+        self._produce = produce
+        self._cases: tuple[HiddenCase, ...] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self._cases is not None
+
+    def cases(self) -> tuple[HiddenCase, ...]:
+        if self._cases is None:
+            with self._lock:
+                if self._cases is None:
+                    made = tuple(self._produce())
+                    if len(made) != self.size:
+                        raise TaskError(f"expected {self.size} generated cases, got {len(made)}")
+                    self._cases = made
+        return self._cases
+
+    def __len__(self) -> int:
+        return self.size
+
+    @overload
+    def __getitem__(self, index: int) -> HiddenCase: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[HiddenCase]: ...
+
+    def __getitem__(self, index: int | slice) -> HiddenCase | Sequence[HiddenCase]:
+        return self.cases()[index]
+
+    def __iter__(self) -> Iterator[HiddenCase]:
+        return iter(self.cases())
+
+    def __repr__(self) -> str:
+        return f"GeneratedCases(size={self.size}, key={self.key[:12]}, ready={self.ready})"
+
+
 @dataclass(frozen=True)
 class ProgramExample:
     """A visible stdin/expected-stdout pair of a program task (public, shown as a test)."""
@@ -117,7 +167,7 @@ class Task:
     entry_point: str | None
     visible_tests: str = ""
     visible_examples: tuple[ProgramExample, ...] = ()
-    hidden_cases: tuple[HiddenCase, ...] = field(default=(), repr=False)
+    hidden_cases: Sequence[HiddenCase] = field(default=(), repr=False)  # or GeneratedCases
     hidden_test_code: str = field(default="", repr=False)
     comparator: str = "exact"
     tolerance: float = 1e-6
@@ -173,9 +223,12 @@ class Task:
         ):
             h.update(part.encode())
             h.update(b"\0")
-        for case in self.hidden_cases:
-            h.update(case.key().encode())
-            h.update(b"\0")
+        if isinstance(self.hidden_cases, GeneratedCases):  # known without producing them
+            h.update(f"generated:{self.hidden_cases.key}".encode())
+        else:
+            for case in self.hidden_cases:
+                h.update(case.key().encode())
+                h.update(b"\0")
         return h.hexdigest()
 
     def grading_hash(self) -> str:

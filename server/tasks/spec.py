@@ -8,7 +8,7 @@ parse: line 3: invalid syntax", ...). Callers add where the dict came from.
 from __future__ import annotations
 
 import ast
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from ...models import DIFFICULTIES, FAMILIES
@@ -17,6 +17,7 @@ from .families import rules_for
 from .model import (
     DEFAULT_MAX_STEPS,
     SOURCES,
+    GeneratedCases,
     HiddenCase,
     ProgramExample,
     Task,
@@ -151,9 +152,13 @@ def build_task(spec: Mapping[str, Any], *, source: str = "builtin") -> Task:
         raise TaskError("a program task shows visible_examples, not visible_tests code")
 
     raw_cases = spec.get("hidden_cases") or []
-    if not isinstance(raw_cases, list | tuple):
+    cases: Sequence[HiddenCase]
+    if isinstance(raw_cases, GeneratedCases):  # made on first use (a loader's generator)
+        cases = raw_cases
+    elif isinstance(raw_cases, list | tuple):
+        cases = tuple(parse_case(c, program, i) for i, c in enumerate(raw_cases))
+    else:
         raise TaskError("hidden_cases must be a list")
-    cases = tuple(parse_case(c, program, i) for i, c in enumerate(raw_cases))
     hidden_test_code = _str(spec, "hidden_test_code", "")
     if hidden_test_code:
         check_parses(hidden_test_code, "hidden_test_code")
