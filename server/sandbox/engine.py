@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from .. import metrics
 from . import roots
 from .budget import (
     CGROUP_V1,
@@ -222,9 +223,11 @@ class Sandbox:
     def slot(self) -> Iterator[int]:
         if self._closed:
             raise SandboxError("sandbox is closed")
-        slot = self._pool.acquire()
+        with metrics.slot_wait():
+            slot = self._pool.acquire()
         try:
-            yield slot
+            with metrics.gauge("slots", "state", "busy"):
+                yield slot
         finally:
             if self.layer("private_tmpfs"):  # the slot's /dev/shm starts empty for the next run
                 for name in listdir(self._view(slot, "/dev/shm")):

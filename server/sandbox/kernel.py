@@ -19,6 +19,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .. import metrics
 from .budget import CgroupBudget
 from .caps import KILL_GRACE_S
 from .capture import StreamCap, parse_line, read_some
@@ -63,6 +64,9 @@ class _Proc:
         self.pidfd: int | None = os.pidfd_open(self.pid)
         self.exit: dict[str, Any] | None = None
         self._fd_lock = threading.Lock()  # kill() may come from another thread
+        self.counted = True
+        metrics.add("kernel_starts_total")
+        metrics.add("kernels", 1, "state", "alive")
 
     def cpu_s(self) -> float | None:
         return process_cpu_s(self.pid)
@@ -85,6 +89,11 @@ class _Proc:
                 sigkill(self.pid, self.pidfd, self.pidns)
 
     def close(self) -> None:
+        if self.counted:  # once, even if closing fails half-way and is tried again
+            self.counted = False
+            metrics.add("kernels", -1, "state", "alive")
+            if self.frozen:
+                metrics.add("kernels", -1, "state", "frozen")
         self.kill()
         self.poll_exit(KILL_GRACE_S)
         for s in (self.ctl, self.status):
@@ -104,6 +113,7 @@ class _Proc:
         if self.frozen:
             self.budget.thaw()
             self.frozen = False
+            metrics.add("kernels", -1, "state", "frozen")
         return RunGuard(getattr(self.budget, "oom_fd", None), self.budget.cpu_s, limits)
 
     def settle(self) -> None:
@@ -112,6 +122,7 @@ class _Proc:
         if self.budget is not None and self.exit is None and self.budget.busy(first_alive=True):
             self.budget.freeze()
             self.frozen = True
+            metrics.add("kernels", 1, "state", "frozen")
 
 
 class Kernel:
