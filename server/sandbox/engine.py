@@ -43,7 +43,7 @@ from .spawn import Child, ZygoteHandle, ZygoteLost, pump
 from .treebudget import RunGuard, SlotBudget, kernel_budget
 from .workdirs import check_files, listdir, remove_tree
 
-_UID_BLOCK = 4096
+_UID_BLOCK = 1 << 16  # uids per Sandbox: kernels take all but the slots' (kernel.py)
 _OWNER: contextvars.ContextVar[object | None] = contextvars.ContextVar("owner", default=None)
 FAULTS = {"", "spawn", "fork", "budget"}  # tests only: see Sandbox
 
@@ -144,7 +144,7 @@ class Sandbox:
         self.fault = fault
         self.swept = roots.sweep(remove_tree)  # what dead servers left behind
         self._base, self.token, self._lock_fd = roots.claim()
-        self._uid0 = 200_000 + secrets.randbelow(1 << 18) * _UID_BLOCK
+        self._uid0 = 200_000 + secrets.randbelow(1 << 14) * _UID_BLOCK
         here = os.path.dirname(os.path.abspath(__file__))
         options = {
             "disabled": sorted(disabled),

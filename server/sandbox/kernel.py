@@ -6,16 +6,26 @@ socket; the kernel execs it in its namespace and answers with the exception, if 
 The parent enforces the per-run wall timeout (SIGKILL of the kernel, and with it its
 PID namespace) and measures per-run CPU from the kernel's process CPU clock.
 A dead kernel is replaced on the next run, which then says kernel_restarted=True.
+
+Idle kernels are parked, never killed: a session's variables are its state, and no
+general way exists to save and restore a live interpreter (open files, threads,
+generators, C objects), so a kernel's process lives as long as its session. What an idle
+kernel does not need is let go: after `PARKER.after_s` without a cell, the server closes
+its epoll set and its budget's counter and OOM fds (nothing runs between cells: a tree
+that left work behind is frozen), keeping only the control and exit sockets and the
+pidfd. The next cell takes them back first (~0.1 ms). This is what lets thousands of
+sessions fit in the open-file limit (see benchmarks/README.md, bench_sessions).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import selectors
+import select
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -64,9 +74,54 @@ class _Proc:
         self.pidfd: int | None = os.pidfd_open(self.pid)
         self.exit: dict[str, Any] | None = None
         self._fd_lock = threading.Lock()  # kill() may come from another thread
+        self.poller: select.epoll | None = self._poller()
+        self.parked = False
         self.counted = True
         metrics.add("kernel_starts_total")
         metrics.add("kernels", 1, "state", "alive")
+
+    def _poller(self) -> select.epoll:
+        """One epoll set per kernel with its own channels in it for good (a cell adds
+        its two pipes; closing them takes them out): no selector built per cell."""
+        poller = select.epoll()
+        try:
+            poller.register(self.ctl, select.EPOLLIN)
+            poller.register(self.status, select.EPOLLIN)
+            oom_fd = getattr(self.budget, "oom_fd", None)
+            if oom_fd is not None:
+                poller.register(oom_fd, select.EPOLLIN)
+        except BaseException:
+            poller.close()
+            raise
+        return poller
+
+    def park(self) -> None:
+        """Idle: close every fd the next cell can reopen (see the module docstring)."""
+        if self.parked or self.exit is not None:
+            return
+        if self.poller is not None:
+            self.poller.close()
+            self.poller = None
+        if isinstance(self.budget, CgroupBudget):
+            self.budget.cg.release_fds()
+            self.budget.oom_fd = None
+        self.parked = True
+        metrics.add("kernels", 1, "state", "parked")
+
+    def unpark(self) -> None:
+        if not self.parked:
+            return
+        try:
+            if isinstance(self.budget, CgroupBudget):
+                self.budget.oom_fd = self.budget.cg.oom_eventfd()
+            self.poller = self._poller()
+        except OSError as e:  # e.g. out of fds: the kernel and its state are untouched
+            if isinstance(self.budget, CgroupBudget):
+                self.budget.cg.release_fds()
+                self.budget.oom_fd = None
+            raise SandboxError(f"could not wake the parked kernel: {e}") from None
+        self.parked = False
+        metrics.add("kernels", -1, "state", "parked")
 
     def cpu_s(self) -> float | None:
         return process_cpu_s(self.pid)
@@ -94,8 +149,13 @@ class _Proc:
             metrics.add("kernels", -1, "state", "alive")
             if self.frozen:
                 metrics.add("kernels", -1, "state", "frozen")
+            if self.parked:
+                metrics.add("kernels", -1, "state", "parked")
         self.kill()
         self.poll_exit(KILL_GRACE_S)
+        if self.poller is not None:
+            self.poller.close()
+            self.poller = None
         for s in (self.ctl, self.status):
             s.close()
         with self._fd_lock:
@@ -134,6 +194,8 @@ class Kernel:
         self._started_once = False
         self._lock = threading.Lock()
         self._closed = False
+        self._used = time.monotonic()  # when the last cell ended
+        PARKER.watch(self)
 
     @property
     def alive(self) -> bool:
@@ -180,9 +242,25 @@ class Kernel:
                 except ZygoteLost:  # the kernel zygote died while forking: once more
                     self._proc = _Proc(self._sb, self.limits)
                 self._started_once = True
+            self._proc.unpark()
             # No slot: a kernel is a process of its own, so a sleeping or blocked cell
             # holds nothing other sessions wait for (its CPU is capped by its budget).
-            return self._run(self._proc, payload, stdin, restarted)
+            try:
+                return self._run(self._proc, payload, stdin, restarted)
+            finally:
+                self._used = time.monotonic()
+
+    def park_if_idle(self, since: float) -> None:
+        """Park the kernel if no cell ran after `since` (never waits for a cell)."""
+        p = self._proc
+        if p is None or p.parked or self._used > since or not self._lock.acquire(blocking=False):
+            return
+        try:
+            p = self._proc
+            if p is not None and self._used <= since and p.poll_exit() is None:
+                p.park()
+        finally:
+            self._lock.release()
 
     def _run(self, p: _Proc, payload: bytes, stdin: str, restarted: bool) -> RunResult:
         lim = self.limits
@@ -205,13 +283,12 @@ class Kernel:
         finally:
             for fd in (pay, sin, out_w, err_w):
                 os.close(fd)
-        sel = selectors.DefaultSelector()
-        sel.register(out_r, selectors.EVENT_READ, out)
-        sel.register(err_r, selectors.EVENT_READ, err)
-        sel.register(p.ctl, selectors.EVENT_READ, "reply")
-        sel.register(p.status, selectors.EVENT_READ, "exit")
-        if guard is not None and guard.oom_fd is not None:
-            sel.register(guard.oom_fd, selectors.EVENT_READ, "oom")
+        sel = p.poller
+        assert sel is not None  # unparked by run()
+        ctl_fd, status_fd = p.ctl.fileno(), p.status.fileno()
+        caps = {out_r: out, err_r: err}
+        sel.register(out_r, select.EPOLLIN)
+        sel.register(err_r, select.EPOLLIN)
         deadline = t0 + lim.wall_s
         try:
             while reply is None and p.exit is None:
@@ -223,13 +300,16 @@ class Kernel:
                     p.poll_exit(KILL_GRACE_S)
                     break
                 wait = left if guard is None else max(0.0, min(left, guard.next_check - now))
-                for key, _ in sel.select(wait):
-                    if key.data == "oom":  # the tree hit its memory budget: all of it goes
-                        assert guard is not None
-                        guard.on_oom()
-                        p.kill()
-                        p.poll_exit(KILL_GRACE_S)
-                    elif key.data == "reply":
+                for fd, _ in sel.poll(wait):
+                    if fd in caps:
+                        data = read_some(fd)
+                        if data:
+                            caps[fd].feed(data)
+                            if caps[fd].flooding:
+                                p.kill()
+                        elif data == b"":
+                            sel.unregister(fd)
+                    elif fd == ctl_fd:
                         try:
                             msg = p.ctl.recv(1 << 16)
                         except OSError:
@@ -238,16 +318,12 @@ class Kernel:
                         if reply is None:  # the cell broke the control channel
                             p.kill()
                             p.poll_exit(KILL_GRACE_S)
-                    elif key.data == "exit":
+                    elif fd == status_fd:
                         p.poll_exit(KILL_GRACE_S)
-                    else:
-                        data = read_some(key.fd)
-                        if data:
-                            key.data.feed(data)
-                            if key.data.flooding:
-                                p.kill()
-                        elif data == b"":
-                            sel.unregister(key.fd)
+                    elif guard is not None:  # the OOM fd: the tree hit its memory budget
+                        guard.on_oom()
+                        p.kill()
+                        p.poll_exit(KILL_GRACE_S)
             for fd, cap in ((out_r, out), (err_r, err)):
                 for _ in range(64):
                     data = read_some(fd)
@@ -255,8 +331,7 @@ class Kernel:
                         break
                     cap.feed(data)
         finally:
-            sel.close()
-            os.close(out_r)
+            os.close(out_r)  # and with it out of the epoll set
             os.close(err_r)
         wall = (time.monotonic() - t0) * 1000
         if p.exit is not None:
@@ -283,3 +358,36 @@ class Kernel:
             restarted=restarted,
             memory_hit=memory_hit,
         )
+
+
+class _Parker:
+    """One daemon thread for all kernels: parks each one idle for `after_s` (0: never)."""
+
+    def __init__(self, after_s: float = 2.0) -> None:
+        self.after_s = after_s
+        self._kernels: weakref.WeakSet[Kernel] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, kernel: Kernel) -> None:
+        with self._lock:
+            self._kernels.add(kernel)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="kernel-parker", daemon=True
+                )
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(min(max(self.after_s / 4, 0.05), 1.0))
+            if self.after_s <= 0:
+                continue
+            since = time.monotonic() - self.after_s
+            with self._lock:
+                kernels = list(self._kernels)
+            for k in kernels:
+                k.park_if_idle(since)
+
+
+PARKER = _Parker()
