@@ -71,6 +71,8 @@ def parse_json(raw: str | bytes) -> Any:
     # A lone surrogate can only come from a \uD800-\uDFFF escape: check strings only then.
     text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
     escapes = "\\ud" in text or "\\uD" in text
+    if not escapes and text.count("[") + text.count("{") <= MAX_DEPTH:
+        return value  # too few brackets to nest too deep: no walk (most messages)
     todo: list[tuple[Any, int]] = [(value, 1)]
     while todo:
         item, depth = todo.pop()

@@ -174,6 +174,12 @@ class Sandbox:
         except BaseException:
             _close_all(self._zygotes, self._base, self._lock_fd, self._slot_budgets, None)
             raise
+        # Kernels fork from zygotes of their own, outside every slot's memory group: what
+        # a kernel touches between its fork and joining its own group stays charged where
+        # it forked (~1 MB each), which filled a slot's budget at ~1,000 kernels.
+        self._kernel_zygotes = [
+            ZygoteHandle(dict(options, areas=[]), python, None) for _ in range(self.slots)
+        ]
         self._pool = SlotPool(self.slots)
         self._counter = itertools.count()
         self._kernel_uids = itertools.count()
@@ -188,7 +194,7 @@ class Sandbox:
         self._finalizer = weakref.finalize(
             self,
             _close_all,
-            self._zygotes,
+            [*self._zygotes, *self._kernel_zygotes],
             self._base,
             self._lock_fd,
             self._slot_budgets,
@@ -251,7 +257,7 @@ class Sandbox:
     def kernel_zygote(self) -> ZygoteHandle:
         """Kernels are spread over the zygotes round-robin."""
         self._inject_fault()
-        return self._zygotes[next(self._kernel_rr) % self.slots]
+        return self._kernel_zygotes[next(self._kernel_rr) % self.slots]
 
     def kernel_budget(self, limits: Limits) -> TreeBudget | None:
         """A budget for one kernel's whole tree (None where no mechanism exists)."""
