@@ -37,7 +37,7 @@ def served_bank(settings: Settings | None = None) -> TaskBank:
 
 
 def build_sandbox(settings: Settings) -> Sandbox:
-    PARKER.after_s = settings.kernel_park_s
+    PARKER.configure(settings.kernel_park_s, settings.max_concurrent_envs)
     return Sandbox(
         slots=settings.slots,
         limits=settings.limits,

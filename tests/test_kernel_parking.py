@@ -83,3 +83,23 @@ def test_the_memory_budget_holds_after_waking(quick_park):
         assert run["memory_exceeded"] and not run["timed_out"], run
         run = step(ws, kind="run", code="print(y)")["run"]  # the tree died with its state
         assert run["kernel_restarted"], run
+
+
+def test_at_capacity_a_cell_parks_the_longest_idle_kernel():
+    from python_env.server.sandbox import Sandbox
+    from python_env.server.sandbox.kernel import PARKER
+
+    PARKER.configure(0, 64, capacity=2)  # no parking by time; two kernels awake at most
+    try:
+        with Sandbox(slots=1) as sb:
+            kernels = [sb.kernel() for _ in range(3)]
+            for i, k in enumerate(kernels):
+                assert k.run(f"x = {i}").exit_code == 0
+            parked = [k._proc is not None and k._proc.parked for k in kernels]
+            assert parked == [True, False, False]  # the first, longest idle, made room
+            for i, k in enumerate(reversed(kernels)):
+                r = k.run("print(x)")
+                assert r.stdout == f"{2 - i}\n" and not r.kernel_restarted, r
+            assert sum(k._proc is not None and k._proc.parked for k in kernels) == 1
+    finally:
+        PARKER.configure(2.0, 64)

@@ -14,13 +14,18 @@ kernel does not need is let go: after `PARKER.after_s` without a cell, the serve
 its epoll set and its budget's counter and OOM fds (nothing runs between cells: a tree
 that left work behind is frozen), keeping only the control and exit sockets and the
 pidfd. The next cell takes them back first (~0.1 ms). This is what lets thousands of
-sessions fit in the open-file limit (see benchmarks/README.md, bench_sessions).
+sessions fit in the open-file limit (see benchmarks/README.md, bench_sessions): at most
+`PARKER.capacity` kernels are awake at once (sized from that limit and the number of
+sessions); a cell that finds none free parks the longest-idle awake kernels, or waits
+for a running cell to end (SANDBOX_UNAVAILABLE, retryable, if none ends in time).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import resource
 import select
 import socket
 import threading
@@ -74,8 +79,14 @@ class _Proc:
         self.pidfd: int | None = os.pidfd_open(self.pid)
         self.exit: dict[str, Any] | None = None
         self._fd_lock = threading.Lock()  # kill() may come from another thread
-        self.poller: select.epoll | None = self._poller()
+        try:
+            self.poller: select.epoll | None = self._poller()
+        except BaseException:
+            self.poller, self.parked, self.awake, self.counted = None, False, False, False
+            self.close()
+            raise
         self.parked = False
+        self.awake = True  # holds one of PARKER's permits (taken by Kernel.run)
         self.counted = True
         metrics.add("kernel_starts_total")
         metrics.add("kernels", 1, "state", "alive")
@@ -107,6 +118,12 @@ class _Proc:
             self.budget.oom_fd = None
         self.parked = True
         metrics.add("kernels", 1, "state", "parked")
+        self._let_go()
+
+    def _let_go(self) -> None:
+        if self.awake:
+            self.awake = False
+            PARKER.release()
 
     def unpark(self) -> None:
         if not self.parked:
@@ -121,6 +138,7 @@ class _Proc:
                 self.budget.oom_fd = None
             raise SandboxError(f"could not wake the parked kernel: {e}") from None
         self.parked = False
+        self.awake = True
         metrics.add("kernels", -1, "state", "parked")
 
     def cpu_s(self) -> float | None:
@@ -151,6 +169,7 @@ class _Proc:
                 metrics.add("kernels", -1, "state", "frozen")
             if self.parked:
                 metrics.add("kernels", -1, "state", "parked")
+        self._let_go()
         self.kill()
         self.poll_exit(KILL_GRACE_S)
         if self.poller is not None:
@@ -234,31 +253,52 @@ class Kernel:
             if self._closed:
                 raise SandboxError("kernel is closed")
             restarted = False
-            if self._proc is None or self._proc.poll_exit() is not None:
+            p = self._proc
+            if p is None or p.poll_exit() is not None:
                 restarted = self._started_once
                 self._drop()
+                PARKER.admit(self.limits.wall_s)
                 try:
-                    self._proc = _Proc(self._sb, self.limits)
-                except ZygoteLost:  # the kernel zygote died while forking: once more
-                    self._proc = _Proc(self._sb, self.limits)
+                    try:
+                        self._proc = _Proc(self._sb, self.limits)
+                    except ZygoteLost:  # the kernel zygote died while forking: once more
+                        self._proc = _Proc(self._sb, self.limits)
+                except BaseException:
+                    PARKER.release()
+                    raise
                 self._started_once = True
-            self._proc.unpark()
+            elif p.parked:
+                PARKER.admit(self.limits.wall_s)
+                try:
+                    p.unpark()
+                except BaseException:
+                    PARKER.release()
+                    raise
             # No slot: a kernel is a process of its own, so a sleeping or blocked cell
             # holds nothing other sessions wait for (its CPU is capped by its budget).
+            assert self._proc is not None
             try:
                 return self._run(self._proc, payload, stdin, restarted)
             finally:
                 self._used = time.monotonic()
 
-    def park_if_idle(self, since: float) -> None:
+    @property
+    def idle_awake_since(self) -> float | None:
+        """When the last cell of this awake kernel ended (None: parked, or no process)."""
+        p = self._proc
+        return None if p is None or p.parked else self._used
+
+    def park_if_idle(self, since: float) -> bool:
         """Park the kernel if no cell ran after `since` (never waits for a cell)."""
         p = self._proc
         if p is None or p.parked or self._used > since or not self._lock.acquire(blocking=False):
-            return
+            return False
         try:
             p = self._proc
-            if p is not None and self._used <= since and p.poll_exit() is None:
+            if p is not None and not p.parked and self._used <= since and p.poll_exit() is None:
                 p.park()
+                return True
+            return False
         finally:
             self._lock.release()
 
@@ -360,14 +400,62 @@ class Kernel:
         )
 
 
+FDS_PER_SESSION = 4  # a WebSocket and a parked kernel: control and exit sockets, pidfd
+FDS_PER_AWAKE = 10  # an awake kernel's epoll, OOM and counter fds, and a cell's pipes
+
+
+def awake_capacity(sessions: int, reserve: int = 256) -> int:
+    """How many kernels may be awake at once in this process's open-file limit when
+    `sessions` sessions each hold a parked kernel."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 20
+    return max(8, (soft - reserve - FDS_PER_SESSION * sessions) // FDS_PER_AWAKE)
+
+
 class _Parker:
-    """One daemon thread for all kernels: parks each one idle for `after_s` (0: never)."""
+    """One daemon thread for all kernels: parks each one idle for `after_s` (0: never);
+    and the permits of awake kernels (`capacity`), see the module docstring."""
 
     def __init__(self, after_s: float = 2.0) -> None:
         self.after_s = after_s
         self._kernels: weakref.WeakSet[Kernel] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self.configure(after_s, 64)
+
+    def configure(self, after_s: float, sessions: int, capacity: int | None = None) -> None:
+        """Set at server start, before any kernel (see server/runtime.py)."""
+        self.after_s = after_s
+        self.capacity = capacity or awake_capacity(sessions)
+        self._permits = threading.BoundedSemaphore(self.capacity)
+
+    def admit(self, timeout_s: float) -> None:
+        """A permit for one more awake kernel: parks idle ones to free one if need be."""
+        if self._permits.acquire(blocking=False):
+            return
+        self._make_room()
+        if not self._permits.acquire(timeout=max(timeout_s, 1.0)):
+            raise SandboxError(
+                f"{self.capacity} kernels are running cells (the open-file limit); retry"
+            )
+
+    def release(self) -> None:
+        with contextlib.suppress(ValueError):  # never more than were taken
+            self._permits.release()
+
+    def _make_room(self) -> None:
+        """Park the longest-idle awake kernels: an eighth of the capacity at once."""
+        with self._lock:
+            kernels = list(self._kernels)
+        idle = [(t, k) for k in kernels if (t := k.idle_awake_since) is not None]
+        idle.sort(key=lambda pair: pair[0])
+        parked = 0
+        for _, k in idle:
+            if k.park_if_idle(float("inf")):
+                parked += 1
+                if parked >= max(1, self.capacity // 8):
+                    return
 
     def watch(self, kernel: Kernel) -> None:
         with self._lock:
