@@ -402,6 +402,7 @@ class Kernel:
 
 FDS_PER_SESSION = 4  # a WebSocket and a parked kernel: control and exit sockets, pidfd
 FDS_PER_AWAKE = 10  # an awake kernel's epoll, OOM and counter fds, and a cell's pipes
+ADMIT_WAIT_S = 60.0  # how long a cell may wait for an awake kernel's permit (+ its wall)
 
 
 def awake_capacity(sessions: int, reserve: int = 256) -> int:
@@ -422,6 +423,7 @@ class _Parker:
         self._kernels: weakref.WeakSet[Kernel] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._room = threading.Lock()
         self.configure(after_s, 64)
 
     def configure(self, after_s: float, sessions: int, capacity: int | None = None) -> None:
@@ -434,8 +436,13 @@ class _Parker:
         """A permit for one more awake kernel: parks idle ones to free one if need be."""
         if self._permits.acquire(blocking=False):
             return
-        self._make_room()
-        if not self._permits.acquire(timeout=max(timeout_s, 1.0)):
+        if self._room.acquire(blocking=False):  # one caller scans; the others wait
+            try:
+                self._make_room()
+            finally:
+                self._room.release()
+        # Cells end within their wall limit, and trivial ones at once: wait for many.
+        if not self._permits.acquire(timeout=ADMIT_WAIT_S + timeout_s):
             raise SandboxError(
                 f"{self.capacity} kernels are running cells (the open-file limit); retry"
             )
