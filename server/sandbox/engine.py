@@ -257,7 +257,11 @@ class Sandbox:
     def kernel_zygote(self) -> ZygoteHandle:
         """Kernels are spread over the zygotes round-robin."""
         self._inject_fault()
-        return self._kernel_zygotes[next(self._kernel_rr) % self.slots]
+        n = next(self._kernel_rr)
+        if n == 0:  # every zygote at once: the long-lived processes are fixed from here
+            for z in [*self._zygotes, *self._kernel_zygotes[1:]]:
+                z.ensure()
+        return self._kernel_zygotes[n % self.slots]
 
     def kernel_budget(self, limits: Limits) -> TreeBudget | None:
         """A budget for one kernel's whole tree (None where no mechanism exists)."""
