@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .. import metrics
+from . import meter as metrics
 from . import roots
 from .budget import (
     CGROUP_V1,

@@ -34,7 +34,7 @@ import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .. import metrics
+from . import meter as metrics
 from .budget import CgroupBudget
 from .caps import KILL_GRACE_S
 from .capture import StreamCap, parse_line, read_some
