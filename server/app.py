@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, cast
 
 from fastapi import Body, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from openenv.core.env_server.http_server import create_fastapi_app
 from openenv.core.env_server.serialization import serialize_observation
 from openenv.core.env_server.types import ConcurrencyConfig
@@ -38,6 +38,7 @@ from ..models import (
     ResetOptions,
     TaskInfo,
 )
+from . import metrics, open_files
 from .config import Settings
 from .guard import OPEN_PATHS, Guard
 from .python_env_environment import ActionError, PythonEnvironment, PythonMetadata
@@ -135,6 +136,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
+        open_files.raise_limit()  # thousands of sessions: a socket each, kernels a few fds
         await asyncio.to_thread(get_runtime)
         try:
             async with serve(app_):
@@ -146,6 +148,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(ActionError)
     async def action_error(_: Request, exc: ActionError) -> JSONResponse:
+        metrics.error(exc.code)
         return JSONResponse(
             status_code=exc.http_status,
             content={"detail": {"code": exc.code, "message": exc.message}},
@@ -215,6 +218,20 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(
                 status_code=404, detail={"code": "UNKNOWN_TASK", "message": str(exc).strip("'\"")}
             ) from None
+
+    @app.get(
+        "/metrics",
+        tags=["Monitoring"],
+        summary="Load and health in Prometheus' text format (cheap: scrape every second)",
+        response_class=PlainTextResponse,
+    )
+    async def metrics_route() -> PlainTextResponse:
+        runtime = get_runtime()
+        extra = {
+            ("sessions_max", "", ""): float(settings.max_concurrent_envs),
+            ("slots", "state", "total"): float(runtime.sandbox.slots),
+        }
+        return PlainTextResponse(metrics.render(extra), media_type=metrics.CONTENT_TYPE)
 
     _document_guard(app, bool(settings.token))
     app.add_middleware(Guard, token=settings.token, idle_timeout_s=settings.session_timeout_s)

@@ -36,6 +36,7 @@ class Settings:
     sandbox_disable: tuple[str, ...] = ()  # isolation layers turned off on purpose
     sandbox_fault: str = ""  # test-only fault injection (see Sandbox)
     runtime_python: str = ""  # the interpreter agent code runs under; "" = see sandbox_runtime
+    kernel_park_s: float = 2.0  # an idle kernel lets go of its spare fds after this (0: never)
     # the task bank
     procedural: bool = False
     task_paths: tuple[str, ...] = ()
@@ -78,6 +79,7 @@ class Settings:
             sandbox_disable=_list(get("PYTHON_ENV_SANDBOX_DISABLE") or ""),
             sandbox_fault=get("PYTHON_ENV_SANDBOX_FAULT") or "",
             runtime_python=get("PYTHON_ENV_RUNTIME_PYTHON") or "",
+            kernel_park_s=float(get("PYTHON_ENV_KERNEL_PARK_S") or base.kernel_park_s),
             procedural=_flag(get("PYTHON_ENV_PROCEDURAL") or ""),
             task_paths=_list(get("PYTHON_ENV_TASKS") or "", os.pathsep),
             humaneval=_flag(get("PYTHON_ENV_HUMANEVAL") or ""),

@@ -17,6 +17,8 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
+from . import metrics
+
 WATCH_KEY = "__python_env_connection__"
 
 
@@ -30,13 +32,18 @@ _envs: dict[str, Closable] = {}
 
 def register(key: str, env: Closable) -> None:
     with _lock:
+        if key not in _envs:
+            metrics.add("sessions")
         _envs[key] = env
 
 
 def take(key: str) -> Closable | None:
     """The environment of connection `key`, forgotten here (None if it never reset)."""
     with _lock:
-        return _envs.pop(key, None)
+        env = _envs.pop(key, None)
+    if env is not None:
+        metrics.add("sessions", -1)
+    return env
 
 
 def connected(env: Closable) -> bool:

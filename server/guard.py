@@ -35,7 +35,7 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
-from . import departures
+from . import departures, metrics
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -75,6 +75,8 @@ def parse_json(raw: str | bytes) -> Any:
     # A lone surrogate can only come from a \uD800-\uDFFF escape: check strings only then.
     text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
     escapes = "\\ud" in text or "\\uD" in text
+    if not escapes and text.count("[") + text.count("{") <= MAX_DEPTH:
+        return value  # too few brackets to nest too deep: no walk (most messages)
     todo: list[tuple[Any, int]] = [(value, 1)]
     while todo:
         item, depth = todo.pop()
@@ -225,6 +227,10 @@ class _Connection:
         self.last = asyncio.get_running_loop().time()  # of the last message either way
 
     async def serve(self) -> None:
+        with metrics.gauge("ws_connections"):
+            await self._serve()
+
+    async def _serve(self) -> None:
         app = asyncio.ensure_future(self.app(self.scope, self.inbox.get, self._send))
         pump = asyncio.ensure_future(self._pump())
         try:
@@ -315,23 +321,28 @@ class _Connection:
             return  # the client left: a late reply has no one to go to
         text = message.get("text")
         if message["type"] == "websocket.send" and text and text.startswith('{"type":"error"'):
-            message = {**message, "text": self._rewrite(text)}
+            text, code = self._rewrite(text)
+            metrics.error(code)
+            message = {**message, "text": text}
         await self.send(message)
 
-    def _rewrite(self, text: str) -> str:
+    def _rewrite(self, text: str) -> tuple[str, str]:
+        """(the error frame with its real code, that code)."""
         reply = json.loads(text)
         data = reply.get("data") or {}
-        note = str(data.get("message", ""))
-        if data.get("code") == "UNKNOWN_TYPE" and _REFUSED in note:
+        note, code = str(data.get("message", "")), str(data.get("code", ""))
+        if code == "UNKNOWN_TYPE" and _REFUSED in note:
             refused = self.refused.pop(note[note.index(_REFUSED) :], None)
             if refused:
-                return json.dumps({"type": "error", "data": refused})
-        if data.get("code") == "EXECUTION_ERROR" and (typed := _ACTION_ERROR.fullmatch(note)):
-            return json.dumps({"type": "error", "data": {"code": typed[1], "message": typed[2]}})
-        return text
+                return json.dumps({"type": "error", "data": refused}), refused["code"]
+        if code == "EXECUTION_ERROR" and (typed := _ACTION_ERROR.fullmatch(note)):
+            data = {"code": typed[1], "message": typed[2]}
+            return json.dumps({"type": "error", "data": data}), typed[1]
+        return text, code
 
 
 def _frame(code: str, message: str) -> Message:
+    metrics.error(code)
     return {
         "type": "websocket.send",
         "text": json.dumps({"type": "error", "data": {"code": code, "message": message}}),
@@ -339,6 +350,7 @@ def _frame(code: str, message: str) -> Message:
 
 
 async def _reply(send: Send, status: int, code: str, message: str) -> None:
+    metrics.error(code)
     body = json.dumps({"detail": {"code": code, "message": message}}).encode()
     await send(
         {

@@ -31,6 +31,7 @@ if __name__ == "__main__" and not __package__:  # `python server/python_env_envi
     raise SystemExit(0)
 
 import threading
+import time
 from typing import Any, Literal
 from uuid import uuid4
 
@@ -49,7 +50,7 @@ from ..models import (
     RunOutput,
     TaskInfo,
 )
-from . import departures
+from . import departures, metrics
 from .grading import GRADING_VERSION
 from .rewards import PythonRubric
 from .runtime import Runtime, get_runtime, package_version
@@ -174,6 +175,7 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
             steps_remaining=task.max_steps if task else None,
         )
         info = task.info() if task else None
+        metrics.add("resets_total")
         return self._observe(
             "reset",
             message=f"task {task.id}: {task.title}" if task else "free sandbox: run any Python",
@@ -203,11 +205,12 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
         if self._task is None and action.kind in ("test", "submit"):
             raise ActionError("NO_TASK", f"'{action.kind}' needs a task; this is a free sandbox")
 
-        before = state.model_copy(deep=True)
+        before, t0 = state.model_copy(deep=True), time.perf_counter()
         try:
             with self.runtime.sandbox.owner(self):  # close() ends this step's runs at once
                 observation = self._act(action)
         except SandboxError as exc:
+            metrics.add("infrastructure_faults_total")
             if self._closed:
                 raise ActionError("SESSION_CLOSED", "this session was closed mid-step") from None
             self._state = before  # nothing recorded, no step spent: the client may retry
@@ -223,6 +226,7 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
         observation.reward = self._apply_rubric(action, observation)
         observation.reward_components = self.rubric_components()
         state.total_reward += observation.reward
+        metrics.stepped(action, observation, t0)
         return observation
 
     def _act(self, action: PythonAction) -> PythonObservation:

@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from .config import Settings
 from .grading import Grader
 from .sandbox import Sandbox
+from .sandbox.kernel import PARKER
 from .sandbox_runtime import SandboxRuntime, choose, inspect
 from .tasks import TaskBank, default_bank
 
@@ -38,6 +39,7 @@ def served_bank(settings: Settings | None = None) -> TaskBank:
 
 
 def build_sandbox(settings: Settings) -> Sandbox:
+    PARKER.configure(settings.kernel_park_s, settings.max_concurrent_envs)
     return Sandbox(
         slots=settings.slots,
         limits=settings.limits,

@@ -128,7 +128,7 @@ class CgroupBudget(TreeBudget):
         self.w: proctree.Watch | None = None
         try:
             self.cg.limit(memory_bytes, tasks, cpu_cores)
-            self.oom_fd = self.cg.oom_eventfd()  # select() on it: readable on OOM
+            self.oom_fd: int | None = self.cg.oom_eventfd()  # select() on it: readable on OOM
             if cpu_s is not None or disk is not None:
                 if watcher is None:
                     raise ValueError("a CPU-time or disk budget needs a watcher")

@@ -12,6 +12,7 @@ Only stdlib; every write is a plain file write, so a failure is an OSError.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -394,6 +395,16 @@ class Cgroup:
             raise
         self._oom_fds.append(efd)
         return efd
+
+    def release_fds(self) -> None:
+        """Close the counters and OOM eventfds kept open (an idle kernel's group need hold
+        no fd: kernel.py parks it); counters reopen on their next read, and a new
+        `oom_eventfd()` registers anew."""
+        for fd in [*self._oom_fds, *self._counters.values()]:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._oom_fds.clear()
+        self._counters.clear()
 
     def remove(self, timeout_s: float = REMOVE_TIMEOUT_S) -> bool:
         """Kill the tree and delete the directories; True if none is left. Never raises."""

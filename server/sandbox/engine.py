@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from . import meter as metrics
 from . import roots
 from .budget import (
     CGROUP_V1,
@@ -43,7 +44,7 @@ from .spawn import Child, ZygoteHandle, ZygoteLost, pump
 from .treebudget import RunGuard, SlotBudget, kernel_budget
 from .workdirs import check_files, listdir, remove_tree
 
-_UID_BLOCK = 4096
+_UID_BLOCK = 1 << 16  # uids per Sandbox: kernels take all but the slots' (kernel.py)
 _ATTEMPTS = 3  # of a one-shot run whose zygote died under it
 _OWNER: contextvars.ContextVar[object | None] = contextvars.ContextVar("owner", default=None)
 FAULTS = {"", "spawn", "fork", "budget"}  # tests only: see Sandbox
@@ -158,7 +159,7 @@ class Sandbox:
         self.fault = fault
         self.swept = roots.sweep(remove_tree)  # what dead servers left behind
         self._base, self.token, self._lock_fd = roots.claim()
-        self._uid0 = 200_000 + secrets.randbelow(1 << 18) * _UID_BLOCK
+        self._uid0 = 200_000 + secrets.randbelow(1 << 14) * _UID_BLOCK
         here = os.path.dirname(os.path.abspath(__file__))
         options = {
             "disabled": sorted(disabled),
@@ -189,6 +190,12 @@ class Sandbox:
             _close_all(self._zygotes, self._base, self._lock_fd, self._slot_budgets, None)
             raise
         self._spares: list[_Spare | None] = [None] * self.slots
+        # Kernels fork from zygotes of their own, outside every slot's memory group: what
+        # a kernel touches between its fork and joining its own group stays charged where
+        # it forked (~1 MB each), which filled a slot's budget at ~1,000 kernels.
+        self._kernel_zygotes = [
+            ZygoteHandle(dict(options, areas=[]), python, None) for _ in range(self.slots)
+        ]
         self._pool = SlotPool(self.slots)
         self._counter = itertools.count()
         self._kernel_uids = itertools.count()
@@ -203,7 +210,7 @@ class Sandbox:
         self._finalizer = weakref.finalize(
             self,
             _close_all,
-            self._zygotes,
+            [*self._zygotes, *self._kernel_zygotes],
             self._base,
             self._lock_fd,
             self._slot_budgets,
@@ -239,9 +246,11 @@ class Sandbox:
     def slot(self) -> Iterator[int]:
         if self._closed:
             raise SandboxError("sandbox is closed")
-        slot = self._pool.acquire()
+        with metrics.slot_wait():
+            slot = self._pool.acquire()
         try:
-            yield slot
+            with metrics.gauge("slots", "state", "busy"):
+                yield slot
         finally:
             if self.layer("private_tmpfs"):  # the slot's /dev/shm starts empty for the next run
                 for name in listdir(self._view(slot, "/dev/shm")):
@@ -265,7 +274,11 @@ class Sandbox:
     def kernel_zygote(self) -> ZygoteHandle:
         """Kernels are spread over the zygotes round-robin."""
         self._inject_fault()
-        return self._zygotes[next(self._kernel_rr) % self.slots]
+        n = next(self._kernel_rr)
+        if n == 0:  # every zygote at once: the long-lived processes are fixed from here
+            for z in [*self._zygotes, *self._kernel_zygotes[1:]]:
+                z.ensure()
+        return self._kernel_zygotes[n % self.slots]
 
     def kernel_budget(self, limits: Limits) -> TreeBudget | None:
         """A budget for one kernel's whole tree (None where no mechanism exists)."""

@@ -6,19 +6,35 @@ socket; the kernel execs it in its namespace and answers with the exception, if 
 The parent enforces the per-run wall timeout (SIGKILL of the kernel, and with it its
 PID namespace) and measures per-run CPU from the kernel's process CPU clock.
 A dead kernel is replaced on the next run, which then says kernel_restarted=True.
+
+Idle kernels are parked, never killed: a session's variables are its state, and no
+general way exists to save and restore a live interpreter (open files, threads,
+generators, C objects), so a kernel's process lives as long as its session. What an idle
+kernel does not need is let go: after `PARKER.after_s` without a cell, the server closes
+its epoll set and its budget's counter and OOM fds (nothing runs between cells: a tree
+that left work behind is frozen), keeping only the control and exit sockets and the
+pidfd. The next cell takes them back first (~0.1 ms). This is what lets thousands of
+sessions fit in the open-file limit (see benchmarks/README.md, bench_sessions): at most
+`PARKER.capacity` kernels are awake at once (sized from that limit and the number of
+sessions); a cell that finds none free parks the longest-idle awake kernels, or waits
+for a running cell to end (SANDBOX_UNAVAILABLE, retryable, if none ends in time).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import selectors
+import resource
+import select
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import meter as metrics
 from .budget import CgroupBudget
 from .caps import KILL_GRACE_S
 from .capture import StreamCap, parse_line, read_some
@@ -63,6 +79,67 @@ class _Proc:
         self.pidfd: int | None = os.pidfd_open(self.pid)
         self.exit: dict[str, Any] | None = None
         self._fd_lock = threading.Lock()  # kill() may come from another thread
+        try:
+            self.poller: select.epoll | None = self._poller()
+        except BaseException:
+            self.poller, self.parked, self.awake, self.counted = None, False, False, False
+            self.close()
+            raise
+        self.parked = False
+        self.awake = True  # holds one of PARKER's permits (taken by Kernel.run)
+        self.counted = True
+        metrics.add("kernel_starts_total")
+        metrics.add("kernels", 1, "state", "alive")
+
+    def _poller(self) -> select.epoll:
+        """One epoll set per kernel with its own channels in it for good (a cell adds
+        its two pipes; closing them takes them out): no selector built per cell."""
+        poller = select.epoll()
+        try:
+            poller.register(self.ctl, select.EPOLLIN)
+            poller.register(self.status, select.EPOLLIN)
+            oom_fd = getattr(self.budget, "oom_fd", None)
+            if oom_fd is not None:
+                poller.register(oom_fd, select.EPOLLIN)
+        except BaseException:
+            poller.close()
+            raise
+        return poller
+
+    def park(self) -> None:
+        """Idle: close every fd the next cell can reopen (see the module docstring)."""
+        if self.parked or self.exit is not None:
+            return
+        if self.poller is not None:
+            self.poller.close()
+            self.poller = None
+        if isinstance(self.budget, CgroupBudget):
+            self.budget.cg.release_fds()
+            self.budget.oom_fd = None
+        self.parked = True
+        metrics.add("kernels", 1, "state", "parked")
+        self._let_go()
+
+    def _let_go(self) -> None:
+        if self.awake:
+            self.awake = False
+            PARKER.release()
+
+    def unpark(self) -> None:
+        if not self.parked:
+            return
+        try:
+            if isinstance(self.budget, CgroupBudget):
+                self.budget.oom_fd = self.budget.cg.oom_eventfd()
+            self.poller = self._poller()
+        except OSError as e:  # e.g. out of fds: the kernel and its state are untouched
+            if isinstance(self.budget, CgroupBudget):
+                self.budget.cg.release_fds()
+                self.budget.oom_fd = None
+            raise SandboxError(f"could not wake the parked kernel: {e}") from None
+        self.parked = False
+        self.awake = True
+        metrics.add("kernels", -1, "state", "parked")
 
     def cpu_s(self) -> float | None:
         return process_cpu_s(self.pid)
@@ -85,8 +162,19 @@ class _Proc:
                 sigkill(self.pid, self.pidfd, self.pidns)
 
     def close(self) -> None:
+        if self.counted:  # once, even if closing fails half-way and is tried again
+            self.counted = False
+            metrics.add("kernels", -1, "state", "alive")
+            if self.frozen:
+                metrics.add("kernels", -1, "state", "frozen")
+            if self.parked:
+                metrics.add("kernels", -1, "state", "parked")
+        self._let_go()
         self.kill()
         self.poll_exit(KILL_GRACE_S)
+        if self.poller is not None:
+            self.poller.close()
+            self.poller = None
         for s in (self.ctl, self.status):
             s.close()
         with self._fd_lock:
@@ -104,6 +192,7 @@ class _Proc:
         if self.frozen:
             self.budget.thaw()
             self.frozen = False
+            metrics.add("kernels", -1, "state", "frozen")
         return RunGuard(getattr(self.budget, "oom_fd", None), self.budget.cpu_s, limits)
 
     def settle(self) -> None:
@@ -112,6 +201,7 @@ class _Proc:
         if self.budget is not None and self.exit is None and self.budget.busy(first_alive=True):
             self.budget.freeze()
             self.frozen = True
+            metrics.add("kernels", 1, "state", "frozen")
 
 
 class Kernel:
@@ -123,6 +213,8 @@ class Kernel:
         self._started_once = False
         self._lock = threading.Lock()
         self._closed = False
+        self._used = time.monotonic()  # when the last cell ended
+        PARKER.watch(self)
 
     @property
     def alive(self) -> bool:
@@ -161,17 +253,54 @@ class Kernel:
             if self._closed:
                 raise SandboxError("kernel is closed")
             restarted = False
-            if self._proc is None or self._proc.poll_exit() is not None:
+            p = self._proc
+            if p is None or p.poll_exit() is not None:
                 restarted = self._started_once
                 self._drop()
+                PARKER.admit(self.limits.wall_s)
                 try:
-                    self._proc = _Proc(self._sb, self.limits)
-                except ZygoteLost:  # the kernel zygote died while forking: once more
-                    self._proc = _Proc(self._sb, self.limits)
+                    try:
+                        self._proc = _Proc(self._sb, self.limits)
+                    except ZygoteLost:  # the kernel zygote died while forking: once more
+                        self._proc = _Proc(self._sb, self.limits)
+                except BaseException:
+                    PARKER.release()
+                    raise
                 self._started_once = True
+            elif p.parked:
+                PARKER.admit(self.limits.wall_s)
+                try:
+                    p.unpark()
+                except BaseException:
+                    PARKER.release()
+                    raise
             # No slot: a kernel is a process of its own, so a sleeping or blocked cell
             # holds nothing other sessions wait for (its CPU is capped by its budget).
-            return self._run(self._proc, payload, stdin, restarted)
+            assert self._proc is not None
+            try:
+                return self._run(self._proc, payload, stdin, restarted)
+            finally:
+                self._used = time.monotonic()
+
+    @property
+    def idle_awake_since(self) -> float | None:
+        """When the last cell of this awake kernel ended (None: parked, or no process)."""
+        p = self._proc
+        return None if p is None or p.parked else self._used
+
+    def park_if_idle(self, since: float) -> bool:
+        """Park the kernel if no cell ran after `since` (never waits for a cell)."""
+        p = self._proc
+        if p is None or p.parked or self._used > since or not self._lock.acquire(blocking=False):
+            return False
+        try:
+            p = self._proc
+            if p is not None and not p.parked and self._used <= since and p.poll_exit() is None:
+                p.park()
+                return True
+            return False
+        finally:
+            self._lock.release()
 
     def _run(self, p: _Proc, payload: bytes, stdin: str, restarted: bool) -> RunResult:
         lim = self.limits
@@ -194,13 +323,12 @@ class Kernel:
         finally:
             for fd in (pay, sin, out_w, err_w):
                 os.close(fd)
-        sel = selectors.DefaultSelector()
-        sel.register(out_r, selectors.EVENT_READ, out)
-        sel.register(err_r, selectors.EVENT_READ, err)
-        sel.register(p.ctl, selectors.EVENT_READ, "reply")
-        sel.register(p.status, selectors.EVENT_READ, "exit")
-        if guard is not None and guard.oom_fd is not None:
-            sel.register(guard.oom_fd, selectors.EVENT_READ, "oom")
+        sel = p.poller
+        assert sel is not None  # unparked by run()
+        ctl_fd, status_fd = p.ctl.fileno(), p.status.fileno()
+        caps = {out_r: out, err_r: err}
+        sel.register(out_r, select.EPOLLIN)
+        sel.register(err_r, select.EPOLLIN)
         deadline = t0 + lim.wall_s
         try:
             while reply is None and p.exit is None:
@@ -212,13 +340,16 @@ class Kernel:
                     p.poll_exit(KILL_GRACE_S)
                     break
                 wait = left if guard is None else max(0.0, min(left, guard.next_check - now))
-                for key, _ in sel.select(wait):
-                    if key.data == "oom":  # the tree hit its memory budget: all of it goes
-                        assert guard is not None
-                        guard.on_oom()
-                        p.kill()
-                        p.poll_exit(KILL_GRACE_S)
-                    elif key.data == "reply":
+                for fd, _ in sel.poll(wait):
+                    if fd in caps:
+                        data = read_some(fd)
+                        if data:
+                            caps[fd].feed(data)
+                            if caps[fd].flooding:
+                                p.kill()
+                        elif data == b"":
+                            sel.unregister(fd)
+                    elif fd == ctl_fd:
                         try:
                             msg = p.ctl.recv(1 << 16)
                         except OSError:
@@ -227,16 +358,12 @@ class Kernel:
                         if reply is None:  # the cell broke the control channel
                             p.kill()
                             p.poll_exit(KILL_GRACE_S)
-                    elif key.data == "exit":
+                    elif fd == status_fd:
                         p.poll_exit(KILL_GRACE_S)
-                    else:
-                        data = read_some(key.fd)
-                        if data:
-                            key.data.feed(data)
-                            if key.data.flooding:
-                                p.kill()
-                        elif data == b"":
-                            sel.unregister(key.fd)
+                    elif guard is not None:  # the OOM fd: the tree hit its memory budget
+                        guard.on_oom()
+                        p.kill()
+                        p.poll_exit(KILL_GRACE_S)
             for fd, cap in ((out_r, out), (err_r, err)):
                 for _ in range(64):
                     data = read_some(fd)
@@ -244,8 +371,7 @@ class Kernel:
                         break
                     cap.feed(data)
         finally:
-            sel.close()
-            os.close(out_r)
+            os.close(out_r)  # and with it out of the epoll set
             os.close(err_r)
         wall = (time.monotonic() - t0) * 1000
         if p.exit is not None:
@@ -272,3 +398,91 @@ class Kernel:
             restarted=restarted,
             memory_hit=memory_hit,
         )
+
+
+FDS_PER_SESSION = 4  # a WebSocket and a parked kernel: control and exit sockets, pidfd
+FDS_PER_AWAKE = 10  # an awake kernel's epoll, OOM and counter fds, and a cell's pipes
+ADMIT_WAIT_S = 60.0  # how long a cell may wait for an awake kernel's permit (+ its wall)
+
+
+def awake_capacity(sessions: int, reserve: int = 256) -> int:
+    """How many kernels may be awake at once in this process's open-file limit when
+    `sessions` sessions each hold a parked kernel."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 20
+    return max(8, (soft - reserve - FDS_PER_SESSION * sessions) // FDS_PER_AWAKE)
+
+
+class _Parker:
+    """One daemon thread for all kernels: parks each one idle for `after_s` (0: never);
+    and the permits of awake kernels (`capacity`), see the module docstring."""
+
+    def __init__(self, after_s: float = 2.0) -> None:
+        self.after_s = after_s
+        self._kernels: weakref.WeakSet[Kernel] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._room = threading.Lock()
+        self.configure(after_s, 64)
+
+    def configure(self, after_s: float, sessions: int, capacity: int | None = None) -> None:
+        """Set at server start, before any kernel (see server/runtime.py)."""
+        self.after_s = after_s
+        self.capacity = capacity or awake_capacity(sessions)
+        self._permits = threading.BoundedSemaphore(self.capacity)
+
+    def admit(self, timeout_s: float) -> None:
+        """A permit for one more awake kernel: parks idle ones to free one if need be."""
+        if self._permits.acquire(blocking=False):
+            return
+        if self._room.acquire(blocking=False):  # one caller scans; the others wait
+            try:
+                self._make_room()
+            finally:
+                self._room.release()
+        # Cells end within their wall limit, and trivial ones at once: wait for many.
+        if not self._permits.acquire(timeout=ADMIT_WAIT_S + timeout_s):
+            raise SandboxError(
+                f"{self.capacity} kernels are running cells (the open-file limit); retry"
+            )
+
+    def release(self) -> None:
+        with contextlib.suppress(ValueError):  # never more than were taken
+            self._permits.release()
+
+    def _make_room(self) -> None:
+        """Park the longest-idle awake kernels: an eighth of the capacity at once."""
+        with self._lock:
+            kernels = list(self._kernels)
+        idle = [(t, k) for k in kernels if (t := k.idle_awake_since) is not None]
+        idle.sort(key=lambda pair: pair[0])
+        parked = 0
+        for _, k in idle:
+            if k.park_if_idle(float("inf")):
+                parked += 1
+                if parked >= max(1, self.capacity // 8):
+                    return
+
+    def watch(self, kernel: Kernel) -> None:
+        with self._lock:
+            self._kernels.add(kernel)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="kernel-parker", daemon=True
+                )
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(min(max(self.after_s / 4, 0.05), 1.0))
+            if self.after_s <= 0:
+                continue
+            since = time.monotonic() - self.after_s
+            with self._lock:
+                kernels = list(self._kernels)
+            for k in kernels:
+                k.park_if_idle(since)
+
+
+PARKER = _Parker()
