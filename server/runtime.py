@@ -14,6 +14,7 @@ from .grading import Grader
 from .sandbox import Sandbox
 from .sandbox_runtime import SandboxRuntime, choose, inspect
 from .tasks import TaskBank, default_bank
+from .tasks.cache import Store
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,12 @@ def get_runtime() -> Runtime:
             agent = inspect(settings.runtime_python)  # refuses an unusable interpreter
             sandbox = build_sandbox(settings)
             atexit.register(sandbox.close)
-            _runtime = Runtime(settings, sandbox, served_bank(settings), Grader(sandbox), agent)
+            grader = Grader(
+                sandbox,
+                store=Store(settings.cache_path),
+                runtime_tag=f"{agent.python} {agent.version}",
+            )
+            _runtime = Runtime(settings, sandbox, served_bank(settings), grader, agent)
         return _runtime
 
 
