@@ -75,11 +75,12 @@ class Checks:
         )
 
 
-def _is_call(node: ast.AST) -> bool:
+def _is_candidate_call(node: ast.AST, names: frozenset[str]) -> bool:
+    """A call of the candidate (`candidate(...)` or the entry point by its name)."""
     return (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
-        and node.func.id == _CANDIDATE
+        and node.func.id in names
         and not any(isinstance(a, ast.Starred) for a in node.args)
         and all(k.arg is not None for k in node.keywords)
     )
@@ -95,8 +96,12 @@ def _pure(node: ast.AST, banned: set[str]) -> bool:
     return True
 
 
-def _form(test: ast.expr) -> tuple[str, ast.Call, list[ast.expr]] | None:
+def _form(test: ast.expr, names: frozenset[str]) -> tuple[str, ast.Call, list[ast.expr]] | None:
     """(form, the candidate call, the other expressions) of a supported assert."""
+
+    def _is_call(node: ast.AST) -> bool:
+        return _is_candidate_call(node, names)
+
     if _is_call(test):
         assert isinstance(test, ast.Call)
         return "truth", test, []
@@ -152,7 +157,7 @@ def _test_spec(fn: ast.FunctionDef, entry: str) -> Spec | None:
         body = body[1:]
     if len(body) != 1 or not isinstance(body[0], ast.Assert):
         return None
-    found = _form(body[0].test)
+    found = _form(body[0].test, frozenset((_CANDIDATE, entry)))
     if found is None:
         return None
     form, call, others = found
