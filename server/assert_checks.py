@@ -11,7 +11,8 @@ with the same Python operator (`holds`). Calls go in the tests' order to one can
 process, as they do through run_assertions' proxy; expected values never enter it.
 
 Anything else (loops, helpers applied to the result, pytest, a name the test code
-rebinds) is not compiled (`None`): it runs through run_assertions as before.
+rebinds, inputs that differ between two evaluations, e.g. unseeded random ones) is not
+compiled (`None`): it runs through run_assertions as before.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from typing import Any
 
 from .sandbox.plain import decode
 
-PLAN_VERSION = 1
-"""Bump when the compiled form or its evaluation changes (part of the cache key)."""
+PLAN_VERSION = 2
+"""Bump when the compiled form or its evaluation changes (part of the cache key).
+2: the plan is evaluated twice and kept only when both agree."""
 
 PLAN_ENTRY = "__python_env_plan__"
 """The function the plan program serves: `(-1)` probes, `(i)` evaluates test i."""

@@ -18,6 +18,7 @@ that is not plain data, fails. A reference that cannot produce a result is a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import queue
 import re
@@ -95,6 +96,12 @@ def _entry(task: Task) -> str:
 def all_test_code(task: Task) -> str:
     """The visible test functions, then the hidden test code: one module, run together."""
     return "\n\n".join(c for c in (task.visible_tests, task.hidden_test_code) if c)
+
+
+@functools.lru_cache(maxsize=4096)
+def _visible_names(code: str) -> frozenset[str]:
+    """The visible tests' names (parsed once per text, not per submit)."""
+    return frozenset(test_names(code))
 
 
 def check_count(task: Task) -> int:
@@ -257,7 +264,7 @@ class Grader:
             if stored is not None:
                 try:
                     value = from_json(stored)
-                except (KeyError, IndexError, TypeError, ValueError) as exc:
+                except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
                     log.warning("cache entry %s/%s unusable, recomputed: %s", namespace, key, exc)
             if value is _MISSING:
                 value = compute()
@@ -350,18 +357,21 @@ class Grader:
             return None
         source = assert_checks.plan_source(code, entry, plan)
         calls: list[tuple[Any, Any]] = [(encode((i,)), {}) for i in range(-1, len(plan))]
-        result = run_calls(
-            self.sandbox,
-            source,
-            calls,
-            entry_point=assert_checks.PLAN_ENTRY,
-            limits=self._reference_limits(task),
-        )
+        limits = self._reference_limits(task)
+        runs = [
+            run_calls(
+                self.sandbox, source, calls, entry_point=assert_checks.PLAN_ENTRY, limits=limits
+            )
+            for _ in range(2)  # two processes: inputs drawn at random differ, so stay live
+        ]
+        result = runs[0]
         if result.load_error or result.timed_out:
             return None  # the test code does not load alone: run_assertions reports it
         outs = result.outcomes
         if any(o.status != "ok" for o in outs):
             return None  # an input or expected value that is not plain data, or raises
+        if [o.output for o in outs] != [o.output for o in runs[1].outcomes]:
+            return None  # not the same values twice: run_assertions draws them per run
         names, bound = decode(outs[0].output)
         if names != [s.name for s in plan] or bound is not True:
             return None  # the test module binds the names otherwise than it reads
@@ -537,7 +547,7 @@ class Grader:
             notes.append(f"the tests failed to load ({exception_type(result.load_error)})")
             return 0, total
         passed = sum(1 for t in result.tests if t.passed)
-        visible = set(test_names(task.visible_tests))
+        visible = _visible_names(task.visible_tests)
         shown = [t.name for t in result.tests if not t.passed and t.name in visible]
         hidden = sum(1 for t in result.tests if not t.passed and t.name not in visible)
         if shown:

@@ -178,6 +178,19 @@ def test_rebound_names_are_not_compiled(grader: Grader) -> None:
     assert report.cases_passed == sum(t.passed for t in slow.tests)
 
 
+def test_inputs_drawn_at_random_are_not_frozen(grader: Grader) -> None:
+    """An input the test code draws unseeded differs per run in the test process: two
+    evaluations of the plan disagree, so the task stays on run_assertions."""
+    test = (
+        "import random\n\ndef check(candidate):\n    assert not candidate([random.random()], 2)\n"
+    )
+    task = task_from_problem({**ROW, "test": test})
+    code = all_test_code(task)
+    assert assert_checks.specs(code, "f") is not None
+    assert grader.checks(task, code) is None
+    assert grader.grade(task, PROMPT + CANONICAL).score == 1.0
+
+
 def test_the_store_serves_another_process(tmp_path: Path, sandbox: Sandbox) -> None:
     """Compiled checks and expected outputs computed once are read back by a new grader
     whose sandbox cannot start a single process."""
