@@ -14,6 +14,7 @@ from python_env.server import assert_checks
 from python_env.server.grading import Grader, all_test_code
 from python_env.server.sandbox import Limits, Sandbox
 from python_env.server.sandbox.cases import run_calls
+from python_env.server.sandbox.plain import encode
 from python_env.server.sandbox.records import SandboxError
 from python_env.server.tasks.cache import Store
 from python_env.server.tasks.humaneval import task_from_problem
@@ -158,6 +159,16 @@ def test_expected_values_never_reach_the_candidate(sandbox: Sandbox, grader: Gra
     assert result.outcomes and result.outcomes[0].status == "ok"
     assert "EXPECTED-42" not in json.dumps([o.output for o in result.outcomes])
     assert not grader.grade(task, spy).passed
+
+
+def test_a_call_too_large_for_the_pipe_fails_at_once(sandbox: Sandbox) -> None:
+    """A request that does not fit the request pipe is refused (it and the calls after
+    it fail), and the run ends then, not at its time limit."""
+    calls = [(encode((1,)), {}), (encode(("x" * (2 << 20),)), {}), (encode((2,)), {})]
+    source = "def f(x):\n    return x if isinstance(x, int) else len(x)\n"
+    result = run_calls(sandbox, source, calls, entry_point="f", limits=sandbox.limits)
+    assert [o.status for o in result.outcomes] == ["ok", "error", "error"]
+    assert result.outcomes[0].output == 1 and not result.timed_out
 
 
 def test_rebound_names_are_not_compiled(grader: Grader) -> None:

@@ -213,7 +213,7 @@ def _calls_once(
     n = len(lines)
     got: dict[int, CaseOutcome] = {}
     bad: set[int] = set()
-    state: dict[str, Any] = {"load_error": None, "next": 0, "inflight": 0}
+    state: dict[str, Any] = {"load_error": None, "next": 0, "inflight": 0, "refused": n}
     sizes = [len(json.dumps(line).encode()) + 1 for line in lines]  # as Child.send writes
 
     def feed(child: Child) -> None:
@@ -223,7 +223,8 @@ def _calls_once(
             if state["inflight"] and state["inflight"] + size > _WINDOW:
                 return
             if not child.send(lines[state["next"]]):
-                return  # too large for the pipe: the unsent calls fail (crash/timeout)
+                state["refused"] = state["next"]  # too large for the pipe: these fail
+                break
             state["inflight"] += size
             state["next"] += 1
         child.close_requests()  # EOF after the last: the child exits once it answered
@@ -248,7 +249,7 @@ def _calls_once(
             return
         got[k] = out
         state["inflight"] -= sizes[k]
-        if state["next"] < n:
+        if state["next"] < n and state["refused"] == n:
             feed(c)
 
     with sb.slot() as slot, sb.budgeted(slot, limits) as guard:
@@ -281,6 +282,8 @@ def _calls_once(
             outcomes.append(CaseOutcome("error", None, "conflicting results for this call"))
         elif k in got:
             outcomes.append(got[k])
+        elif k >= state["refused"]:
+            outcomes.append(CaseOutcome("error", None, "arguments too large to pass"))
         elif timed_out:
             outcomes.append(CaseOutcome("timeout", None, "time limit exceeded"))
         else:
