@@ -2,8 +2,10 @@
 
 What a score means is decided per family (`tasks/families/`); this module is the
 machinery they share: the reference's expected outputs (computed once per task in the
-sandbox and cached; they never enter the candidate's process and never appear in a
-report), graded runs, the verdict on each case under the task's comparator, and the
+sandbox, from its reset on, and kept per machine in the store; they never enter the
+candidate's process and never appear in a report), graded runs, the verdict on each case
+under the task's comparator, test code (compiled to calls the verifier judges when it is
+one assert per test, `assert_checks`; else run in a test process of its own), and the
 visible tests. Feedback names a failing case only by its number and exception type.
 
 A case passes when its output matches the reference's under the task's comparator (or,
