@@ -121,7 +121,7 @@ class PythonAction(Action):
     - `edit`: replace the solution file with `code`.
     - `test`: run the visible tests against the current solution.
     - `submit`: grade the current solution (or `findings`, on review tasks) on hidden
-      tests; ends the episode.
+      tests; ends the episode. With `code`, that becomes the solution first.
     """
 
     kind: ActionKind = "run"

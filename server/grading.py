@@ -2,8 +2,10 @@
 
 What a score means is decided per family (`tasks/families/`); this module is the
 machinery they share: the reference's expected outputs (computed once per task in the
-sandbox and cached; they never enter the candidate's process and never appear in a
-report), graded runs, the verdict on each case under the task's comparator, and the
+sandbox, from its reset on, and kept per machine in the store; they never enter the
+candidate's process and never appear in a report), graded runs, the verdict on each case
+under the task's comparator, test code (compiled to calls the verifier judges when it is
+one assert per test, `assert_checks`; else run in a test process of its own), and the
 visible tests. Feedback names a failing case only by its number and exception type.
 
 A case passes when its output matches the reference's under the task's comparator (or,
@@ -18,20 +20,30 @@ that is not plain data, fails. A reference that cannot produce a result is a
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
+import queue
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..models import GradeReport, ReviewFinding, TestCaseResult, TestReport
+from . import assert_checks
+from .assert_checks import Checks
 from .sandbox import CaseOutcome, CaseSpec, CasesResult, Limits, Sandbox
-from .sandbox.records import AssertionResult, SandboxError
+from .sandbox.cases import run_calls
+from .sandbox.plain import decode, encode
+from .sandbox.records import AssertionOutcome, AssertionResult, SandboxError
 from .tasks import Task
+from .tasks.cache import Store, content_key
 from .tasks.comparators import COMPARATORS, compare, register_comparator
 from .tasks.families import Answer, rules_for
 from .tasks.families.base import make_report
 from .tasks.model import HiddenCase, TaskError
 from .tasks.source import syntax_problem, test_names
+
+log = logging.getLogger(__name__)
 
 GRADING_VERSION = "2"
 """Bump when a change can alter any score. 2: submit grades every check, visible and
@@ -64,6 +76,9 @@ class Expected:
     error_type: str = ""
 
 
+_MISSING = object()
+
+
 class ReferenceFailure(SandboxError):
     """The reference solution did not produce a result: not the candidate's fault, so an
     error and never a score (a bank bug, which validate finds, or a sandbox fault)."""
@@ -83,6 +98,12 @@ def _entry(task: Task) -> str:
 def all_test_code(task: Task) -> str:
     """The visible test functions, then the hidden test code: one module, run together."""
     return "\n\n".join(c for c in (task.visible_tests, task.hidden_test_code) if c)
+
+
+@functools.lru_cache(maxsize=4096)
+def _visible_names(code: str) -> frozenset[str]:
+    """The visible tests' names (parsed once per text, not per submit)."""
+    return frozenset(test_names(code))
 
 
 def check_count(task: Task) -> int:
@@ -109,12 +130,26 @@ def _describe(outcome: CaseOutcome | None) -> str:
 class Grader:
     """Grades submissions through one shared sandbox (the families' `Toolkit`)."""
 
-    def __init__(self, sandbox: Sandbox, *, timing_rounds: int = TIMING_ROUNDS) -> None:
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        *,
+        timing_rounds: int = TIMING_ROUNDS,
+        store: Store | None = None,
+        runtime_tag: str = "",
+    ) -> None:
+        """`store`: the per-machine cache for expected outputs and compiled checks (None:
+        this process's memory only); `runtime_tag` names the interpreter the sandbox runs
+        (part of every key: another Python may compute other values)."""
         self.sandbox = sandbox
         self.timing_rounds = timing_rounds
-        self._expected: dict[str, list[Expected]] = {}
-        self._locks: dict[str, threading.Lock] = {}
+        self.store = store
+        self.runtime_tag = runtime_tag
+        self._memo: dict[tuple[str, str], Any] = {}
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._lock = threading.Lock()
+        self._prepared: set[str] = set()
+        self._queue: queue.SimpleQueue[Task] | None = None
 
     # -- the public entry points ---------------------------------------------------------
 
@@ -206,29 +241,194 @@ class Grader:
             source, test_code, entry_point=_entry(task), limits=limits or self.limits_for(task)
         )
 
+    # -- what grading a task needs, computed once per machine ------------------------------
+
+    def _cached(
+        self,
+        namespace: str,
+        key: str,
+        compute: Callable[[], Any],
+        to_json: Callable[[Any], Any],
+        from_json: Callable[[Any], Any],
+    ) -> Any:
+        """`compute()` once per key: from memory, else the store, else computed (and
+        stored). Concurrent callers of one key wait for the one computation."""
+        mk = (namespace, key)
+        with self._lock:
+            if mk in self._memo:
+                return self._memo[mk]
+            lock = self._locks.setdefault(mk, threading.Lock())
+        with lock:
+            if mk in self._memo:
+                return self._memo[mk]
+            stored = self.store.get(namespace, key) if self.store is not None else None
+            value: Any = _MISSING
+            if stored is not None:
+                try:
+                    value = from_json(stored)
+                except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+                    log.warning("cache entry %s/%s unusable, recomputed: %s", namespace, key, exc)
+            if value is _MISSING:
+                value = compute()
+                if self.store is not None:
+                    self.store.put(namespace, key, to_json(value))
+            self._memo[mk] = value
+            return value
+
+    def prepare(self, task: Task) -> None:
+        """Start computing what grading `task` needs (expected outputs, compiled checks)
+        in the background, so that its submit finds them ready: called on reset. Each
+        task once per process; a store entry makes it a file read."""
+        with self._lock:
+            if task.id in self._prepared:
+                return
+            self._prepared.add(task.id)
+            if self._queue is None:
+                self._queue = queue.SimpleQueue()
+                threading.Thread(
+                    target=self._prepare_loop,
+                    args=(self._queue,),
+                    name="grading-prepare",
+                    daemon=True,
+                ).start()
+            self._queue.put(task)
+
+    def _prepare_loop(self, tasks: queue.SimpleQueue[Task]) -> None:
+        while True:
+            task = tasks.get()
+            try:
+                self.prepare_now(task)
+            except Exception as exc:  # noqa: BLE001 - the submit computes it (and raises)
+                log.warning("preparing %s for grading failed: %s", task.id, exc)
+                with self._lock:
+                    self._prepared.discard(task.id)
+
+    def prepare_now(self, task: Task) -> None:
+        """What `prepare` does, in the caller's thread (a warm-up, the validator)."""
+        if task.hidden_cases:
+            self.expected(task)
+        code = all_test_code(task)
+        if code and task.entry_point is not None:
+            self.checks(task, code)
+
     # -- expected outputs -----------------------------------------------------------------
 
     def expected(self, task: Task) -> list[Expected]:
-        """The reference's results on the hidden cases, computed once per task and cached."""
-        key = task.fingerprint()
-        with self._lock:
-            if key in self._expected:
-                return self._expected[key]
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            if key not in self._expected:
-                self._expected[key] = self._compute_expected(task)
-            return self._expected[key]
-
-    def _compute_expected(self, task: Task) -> list[Expected]:
+        """The reference's results on the hidden cases, computed once per task (per
+        machine, with a store) in the sandbox."""
         if not task.hidden_cases:
             return []
+        key = content_key("expected", GRADING_VERSION, task.fingerprint(), self.runtime_tag)
+        result: list[Expected] = self._cached(
+            "expected",
+            key,
+            lambda: self._compute_expected(task),
+            lambda exps: [[e.ok, e.value, e.error_type] for e in exps],
+            lambda rows: [Expected(bool(ok), value, str(err)) for ok, value, err in rows],
+        )
+        return result
+
+    # -- compiled checks ------------------------------------------------------------------
+
+    def checks(self, task: Task, code: str) -> Checks | None:
+        """`code` compiled to calls the verifier judges (assert_checks), or None when it
+        is not one supported assert per test (then run_assertions grades it)."""
+        entry = task.entry_point
+        if entry is None:
+            return None
+        key = content_key(
+            "assert-checks",
+            assert_checks.PLAN_VERSION,
+            GRADING_VERSION,
+            entry,
+            code,
+            self.runtime_tag,
+        )
+        result: Checks | None = self._cached(
+            "assert-checks",
+            key,
+            lambda: self._compile_checks(task, entry, code),
+            lambda c: {"none": True} if c is None else c.as_json(),
+            lambda d: None if d.get("none") else Checks.from_json(d),
+        )
+        return result
+
+    def _compile_checks(self, task: Task, entry: str, code: str) -> Checks | None:
+        plan = assert_checks.specs(code, entry)
+        if plan is None:
+            return None
+        source = assert_checks.plan_source(code, entry, plan)
+        calls: list[tuple[Any, Any]] = [(encode((i,)), {}) for i in range(-1, len(plan))]
+        limits = self._reference_limits(task)
+        runs = [
+            run_calls(
+                self.sandbox, source, calls, entry_point=assert_checks.PLAN_ENTRY, limits=limits
+            )
+            for _ in range(2)  # two processes: inputs drawn at random differ, so stay live
+        ]
+        result = runs[0]
+        if result.load_error or result.timed_out:
+            return None  # the test code does not load alone: run_assertions reports it
+        outs = result.outcomes
+        if any(o.status != "ok" for o in outs):
+            return None  # an input or expected value that is not plain data, or raises
+        if [o.output for o in outs] != [o.output for o in runs[1].outcomes]:
+            return None  # not the same values twice: run_assertions draws them per run
+        names, bound = decode(outs[0].output)
+        if names != [s.name for s in plan] or bound is not True:
+            return None  # the test module binds the names otherwise than it reads
+        calls_out: list[tuple[Any, Any]] = []
+        extras: list[list[Any]] = []
+        for o in outs[1:]:
+            raw = o.output
+            if not (isinstance(raw, list) and len(raw) == 3 and isinstance(raw[2], list)):
+                return None
+            calls_out.append((raw[0], raw[1]))
+            extras.append(raw[2])
+        return Checks(
+            names=names,
+            forms=[s.form for s in plan],
+            calls=calls_out,
+            encoded_extras=extras,
+        )
+
+    def run_checks(
+        self, task: Task, source: str, checks: Checks, *, limits: Limits | None = None
+    ) -> AssertionResult:
+        """`source` judged on compiled checks: one candidate process answers the calls,
+        the verifier applies each assert to the decoded value."""
+        result = run_calls(
+            self.sandbox,
+            source,
+            checks.calls,
+            entry_point=_entry(task),
+            limits=limits or self.limits_for(task),
+        )
+        tests: list[AssertionOutcome] = []
+        for k, name in enumerate(checks.names):
+            outcome = result.outcomes[k] if k < len(result.outcomes) else None
+            passed, message = False, _describe(outcome)
+            if outcome is not None and outcome.status == "ok":
+                try:
+                    value = decode(outcome.output)
+                except Exception:  # noqa: BLE001 - a malformed reply: the call failed
+                    message = "returned a value that could not be read"
+                else:
+                    passed = assert_checks.holds(checks.forms[k], value, checks.extras[k])
+                    message = "" if passed else "AssertionError"
+            tests.append(AssertionOutcome(name, passed, message))
+        return AssertionResult(tests=tests, load_error=None, timed_out=result.timed_out)
+
+    def _reference_limits(self, task: Task) -> Limits:
         limits = self.limits_for(task)
-        limits = dataclasses.replace(
+        return dataclasses.replace(
             limits,
             cpu_s=max(limits.cpu_s, REFERENCE_BUDGET["cpu_s"]),
             wall_s=max(limits.wall_s, REFERENCE_BUDGET["wall_s"]),
         )
+
+    def _compute_expected(self, task: Task) -> list[Expected]:
+        limits = self._reference_limits(task)
         result = self.run_cases(task, task.reference_solution, task.hidden_cases, limits=limits)
         if result.load_error:
             raise ReferenceFailure(f"{task.id}: reference failed to load: {result.load_error}")
@@ -339,13 +539,17 @@ class Grader:
         return report.passed, len(task.visible_examples)
 
     def _tests(self, task: Task, solution: str, code: str, notes: list[str]) -> tuple[int, int]:
-        result = self.run_assertions(task, solution, code)
+        checks = self.checks(task, code)
+        if checks is not None:
+            result = self.run_checks(task, solution, checks)
+        else:
+            result = self.run_assertions(task, solution, code)
         total = max(len(result.tests), 1)
         if result.load_error:
             notes.append(f"the tests failed to load ({exception_type(result.load_error)})")
             return 0, total
         passed = sum(1 for t in result.tests if t.passed)
-        visible = set(test_names(task.visible_tests))
+        visible = _visible_names(task.visible_tests)
         shown = [t.name for t in result.tests if not t.passed and t.name in visible]
         hidden = sum(1 for t in result.tests if not t.passed and t.name not in visible)
         if shown:

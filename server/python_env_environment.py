@@ -11,7 +11,10 @@ Rules
 - Every step costs one step of the task's budget. When the budget is spent without a
   submit, the current solution is graded as if submitted and the episode ends.
 - `submit` grades the solution (or the findings, on review tasks) on hidden cases and
-  ends the episode.
+  ends the episode; a submit with `code` makes it the solution first (edit + submit in
+  one round trip). What grading a task needs (expected outputs, compiled checks) is
+  computed in the background from its reset on, once per machine (the store), so a
+  submit finds it ready (one that comes first waits for it).
 - Protocol mistakes (no episode, episode over, unknown task, test/submit without a
   task) raise `ActionError`: nothing is recorded and no step is spent.
 - An infrastructure fault (`SandboxError`: the sandbox could not run or grade, through
@@ -174,6 +177,8 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
             max_steps=task.max_steps if task else None,
             steps_remaining=task.max_steps if task else None,
         )
+        if task is not None:
+            self.runtime.grader.prepare(task)
         info = task.info() if task else None
         metrics.add("resets_total")
         return self._observe(
@@ -250,6 +255,8 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
                 summary = f"visible tests could not run: {report.error}"
             observation = self._observe("test", message=summary, tests=report)
         else:
+            if action.code:  # the solution travels with the submit: one round trip
+                state.solution = action.code
             grade, summary = self._grade(action.findings)
             observation = self._observe("submit", message=summary, grade=grade)
 

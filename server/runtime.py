@@ -15,6 +15,7 @@ from .sandbox import Sandbox
 from .sandbox.kernel import PARKER
 from .sandbox_runtime import SandboxRuntime, choose, inspect
 from .tasks import TaskBank, default_bank
+from .tasks.cache import Store
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,12 @@ def get_runtime() -> Runtime:
             agent = inspect(settings.runtime_python)  # refuses an unusable interpreter
             sandbox = build_sandbox(settings)
             atexit.register(sandbox.close)
-            _runtime = Runtime(settings, sandbox, served_bank(settings), Grader(sandbox), agent)
+            grader = Grader(
+                sandbox,
+                store=Store(settings.cache_path),
+                runtime_tag=f"{agent.python} {agent.version}",
+            )
+            _runtime = Runtime(settings, sandbox, served_bank(settings), grader, agent)
         return _runtime
 
 

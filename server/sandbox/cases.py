@@ -5,6 +5,11 @@ per case, streaming {"i", "s", "o"} lines on the result fd; the verifier compare
 outputs with expected ones it never revealed. A missing, duplicated or malformed line
 is a failure; after an exit/crash/timeout the unreached cases fail too.
 
+run_calls: one child serves calls to the candidate (`serve`), every request sent up
+front (or as replies free the pipe), each reply the exact `encode`d return value; the
+verifier evaluates the checks on those values (grading's compiled asserts). One child
+instead of run_assertions' two, and no relay per call.
+
 run_assertions: two children. The candidate child only serves calls (plain args in,
 plain result out); the test child runs the test code with the entry point replaced by
 a proxy that relays calls through this process. The candidate never shares a process
@@ -13,6 +18,7 @@ with the test code, so it cannot patch its asserts, builtins or reporting.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -175,6 +181,129 @@ def _run_programs(sb: Host, source: str, cases: Sequence[CaseSpec], limits: Limi
         stdout="",
         stderr=stderr,
     )
+
+
+def run_calls(
+    sb: Host,
+    source: str,
+    calls: Sequence[tuple[Any, Any]],
+    *,
+    entry_point: str,
+    limits: Limits,
+) -> CasesResult:
+    """The candidate's entry point on each (encoded args, encoded kwargs) of `calls`, in
+    order, in one process; an outcome's `output` is the reply's exact encoded value."""
+    lines = [{"id": k, "fn": entry_point, "a": a, "k": kw} for k, (a, kw) in enumerate(calls)]
+    try:
+        result, lost = _calls_once(sb, source, entry_point, lines, limits)
+    except ZygoteLost:
+        lost = True
+    if lost:  # the zygote died under the run (not the candidate's doing): once more
+        result, _ = _calls_once(sb, source, entry_point, lines, limits)
+    return result
+
+
+_WINDOW = caps.REQUEST_PIPE // 2
+"""Request bytes in flight at most: the rest are sent as replies come back."""
+
+
+def _calls_once(
+    sb: Host, source: str, entry_point: str, lines: list[dict[str, Any]], limits: Limits
+) -> tuple[CasesResult, bool]:
+    n = len(lines)
+    got: dict[int, CaseOutcome] = {}
+    bad: set[int] = set()
+    state: dict[str, Any] = {"load_error": None, "next": 0, "inflight": 0, "refused": n}
+    sizes = [len(json.dumps(line).encode()) + 1 for line in lines]  # as Child.send writes
+
+    def feed(child: Child) -> None:
+        """Send requests while they fit the window; close the channel after the last."""
+        while state["next"] < n:
+            size = sizes[state["next"]]
+            if state["inflight"] and state["inflight"] + size > _WINDOW:
+                return
+            if not child.send(lines[state["next"]]):
+                state["refused"] = state["next"]  # too large for the pipe: these fail
+                break
+            state["inflight"] += size
+            state["next"] += 1
+        child.close_requests()  # EOF after the last: the child exits once it answered
+
+    def on_line(c: Child, obj: dict[str, Any] | None) -> None:
+        if obj is None:
+            return
+        if "load_error" in obj:
+            state["load_error"] = str(obj["load_error"])[: caps.TEXT]
+            return
+        k = obj.get("id")
+        if type(k) is not int or not 0 <= k < state["next"]:
+            return  # a call not yet made (or forged): nobody gets the benefit
+        if "ok" in obj:
+            out = CaseOutcome("ok", obj["ok"], None)
+        else:
+            err = f"{obj.get('exc', 'RuntimeError')}: {obj.get('msg', '')}"
+            out = CaseOutcome("error", None, err[: caps.TEXT])
+        if k in got:
+            if got[k] != out:
+                bad.add(k)  # two different claims for one call
+            return
+        got[k] = out
+        state["inflight"] -= sizes[k]
+        if state["next"] < n and state["refused"] == n:
+            feed(c)
+
+    with sb.slot() as slot, sb.budgeted(slot, limits) as guard:
+        uid = sb.uid_for(slot, 0)
+        with sb.workdir(slot, 0, uid) as wd:
+            child = sb.spawn(
+                slot,
+                "serve",
+                {"source": source, "entry_point": entry_point},
+                workdir=wd,
+                uid=uid,
+                limits=limits,
+                requests=True,
+                on_line=on_line,
+            )
+            try:
+                feed(child)
+                timed_out = pump([child], child.t0 + limits.wall_s, guard=guard)
+            finally:
+                child.close()
+    code, sig = child.status()
+    timed_out = timed_out or hit_cpu_limit(sig, child.cpu_ms, limits)
+    timed_out = timed_out or (guard is not None and guard.cpu_hit)
+    load_error = state["load_error"]
+    outcomes: list[CaseOutcome] = []
+    for k in range(n):
+        if load_error is not None:
+            outcomes.append(CaseOutcome("error", None, load_error))
+        elif k in bad:
+            outcomes.append(CaseOutcome("error", None, "conflicting results for this call"))
+        elif k in got:
+            outcomes.append(got[k])
+        elif k >= state["refused"]:
+            outcomes.append(CaseOutcome("error", None, "arguments too large to pass"))
+        elif timed_out:
+            outcomes.append(CaseOutcome("timeout", None, "time limit exceeded"))
+        else:
+            why = f"process died (signal {sig})" if sig else f"process exited (code {code})"
+            if child.killed_for:
+                why = f"process killed ({child.killed_for})"
+            outcomes.append(CaseOutcome("crash", None, why))
+    mem = (guard is not None and guard.memory_exceeded) or any(
+        (o.error or "").startswith("MemoryError") for o in outcomes
+    )
+    return CasesResult(
+        outcomes=outcomes,
+        load_error=load_error,
+        timed_out=timed_out,
+        memory_exceeded=mem,
+        cpu_time_ms=child.cpu_ms,
+        wall_time_ms=child.wall_ms,
+        stdout=child.out.text(),
+        stderr=child.err.text(),
+    ), child.lost
 
 
 class _Relay:
