@@ -38,6 +38,7 @@ class Settings:
     runtime_python: str = ""  # the interpreter agent code runs under; "" = see sandbox_runtime
     # the task bank
     procedural: bool = False
+    variants: str = "mixed"  # none | mixed | all: sources served as themselves or variants
     task_paths: tuple[str, ...] = ()
     humaneval: bool = False
     # the per-machine store (server/tasks/cache.py); "" = ~/.cache/python_env
@@ -65,6 +66,7 @@ class Settings:
             }
         )
         slots = int(get("PYTHON_ENV_SLOTS") or 0) or None
+        procedural = _flag(get("PYTHON_ENV_PROCEDURAL") or "")
         return cls(
             host=get("HOST") or base.host,
             port=int(get("PORT") or base.port),
@@ -77,7 +79,10 @@ class Settings:
             sandbox_disable=_list(get("PYTHON_ENV_SANDBOX_DISABLE") or ""),
             sandbox_fault=get("PYTHON_ENV_SANDBOX_FAULT") or "",
             runtime_python=get("PYTHON_ENV_RUNTIME_PYTHON") or "",
-            procedural=_flag(get("PYTHON_ENV_PROCEDURAL") or ""),
+            procedural=procedural,
+            variants=(
+                get("PYTHON_ENV_VARIANTS") or ("all" if procedural else base.variants)
+            ).lower(),
             task_paths=_list(get("PYTHON_ENV_TASKS") or "", os.pathsep),
             humaneval=_flag(get("PYTHON_ENV_HUMANEVAL") or ""),
             cache_dir=get("PYTHON_ENV_CACHE_DIR") or _xdg_cache(get("XDG_CACHE_HOME")),

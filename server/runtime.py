@@ -32,7 +32,7 @@ _runtime: Runtime | None = None
 def served_bank(settings: Settings | None = None) -> TaskBank:
     """The task bank these settings serve (cached: built once per distinct setting)."""
     s = settings or Settings.from_env()
-    return default_bank(s.procedural, s.task_paths, s.humaneval)
+    return default_bank(s.procedural, s.task_paths, s.humaneval, s.variants)
 
 
 def build_sandbox(settings: Settings) -> Sandbox:
