@@ -321,26 +321,29 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
         return self.runtime.bank.split_names()
 
     def list_tasks(self, split: str) -> list[dict[str, Any]]:
+        return self.get_task_range(split)
+
+    def num_tasks(self, split: str) -> int:
         try:
-            return self.runtime.bank.listing(split)
+            return self.runtime.bank.size(split)
         except UnknownSplitError as exc:
             raise ActionError("BAD_SPLIT", str(exc)) from None
 
-    def num_tasks(self, split: str) -> int:
-        return len(self.list_tasks(split))
-
     def get_task(self, split: str, index: int) -> dict[str, Any]:
-        tasks = self.list_tasks(split)
-        if not 0 <= index < len(tasks):
+        size = self.num_tasks(split)
+        if not 0 <= index < size:
             raise ActionError(
-                "BAD_SPLIT", f"index {index} is outside split {split!r} (0..{len(tasks) - 1})"
+                "BAD_SPLIT", f"index {index} is outside split {split!r} (0..{size - 1})"
             )
-        return tasks[index]
+        return self.runtime.bank.listing(split, index, index + 1)[0]
 
     def get_task_range(
         self, split: str, start: int | None = None, stop: int | None = None
     ) -> list[dict[str, Any]]:
-        return self.list_tasks(split)[start:stop]
+        try:
+            return self.runtime.bank.listing(split, start, stop)
+        except UnknownSplitError as exc:
+            raise ActionError("BAD_SPLIT", str(exc)) from None
 
     # -- actions ------------------------------------------------------------------
 
@@ -378,7 +381,7 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
             split = opts.split or "all"
             if opts.index is not None:
                 return self._select(self.get_task(split, opts.index)["id"], None, None, None)
-            self.list_tasks(split)  # BAD_SPLIT for an unknown split
+            self.num_tasks(split)  # BAD_SPLIT for an unknown split
             if split in FAMILIES:
                 return self._select(None, split, None, opts.seed)
             return self._select(

@@ -66,7 +66,10 @@ class TaskEntry:
     @classmethod
     def of(cls, task: Task) -> TaskEntry:
         """The entry of a task already built."""
-        return cls(task.id, task.family, task.difficulty, task.title, task.source, task.base_id)
+        return cls(
+            task.id, task.family, task.difficulty, task.title, task.source, task.base_id,
+            load=lambda: task,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -176,10 +179,16 @@ class TaskBank:
         self.entry(task_id)
         return str(self._view().summaries[task_id]["split"])
 
-    def listing(self, split: str = "all") -> list[dict[str, Any]]:
-        """Public summaries of a split's tasks, in bank order (UnknownSplitError for a
-        name `split_names()` does not hold)."""
-        return [dict(self._view().summaries[i]) for i in self._ids(split)]
+    def listing(
+        self, split: str = "all", start: int | None = None, stop: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Public summaries of a split's tasks in bank order, sliced `[start:stop]`
+        (UnknownSplitError for a name `split_names()` does not hold)."""
+        summaries = self._view().summaries
+        return [dict(summaries[i]) for i in self._ids(split)[start:stop]]
+
+    def size(self, split: str = "all") -> int:
+        return len(self._ids(split))
 
     def query(
         self,
@@ -367,4 +376,5 @@ def default_bank(
     served, withheld = serve_apart(sources, derived, policy)
     bank = TaskBank(served)
     bank.withheld = withheld
+    bank.split_sizes()  # list, split and count now, not on the first request
     return bank
