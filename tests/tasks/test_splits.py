@@ -131,3 +131,13 @@ def test_default_bank_policies() -> None:
     # the splits of the built-in bank hold every family somewhere, and all of it
     sizes = mixed.split_sizes()
     assert sum(sizes[s] for s in SPLITS) == sizes["all"] == len(mixed)
+
+
+def test_the_variants_setting() -> None:
+    from python_env.server.config import Settings
+
+    assert Settings.from_env({}).variants == "mixed"
+    assert Settings.from_env({"PYTHON_ENV_PROCEDURAL": "1"}).variants == "all"
+    assert Settings.from_env({"PYTHON_ENV_VARIANTS": "None"}).variants == "none"
+    both = {"PYTHON_ENV_PROCEDURAL": "1", "PYTHON_ENV_VARIANTS": "mixed"}
+    assert Settings.from_env(both).variants == "mixed"
