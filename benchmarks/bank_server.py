@@ -61,6 +61,7 @@ def served_bank(settings: Any = None) -> TaskBank:
     bank = _served_bank(settings)
     grown = TaskBank(bank.entries())
     grown.extend(synthetic_entries())
+    grown.split_sizes()  # as default_bank does: list and count before serving
     return grown
 
 

@@ -7,7 +7,8 @@ written to a temp folder before each run: `lazy` serves it the way a manifest-ba
 source does (an index read at start, each task checked and built on first use:
 `bank_server.py`); `eager` loads the very same tasks as a JSONL file through
 `PYTHON_ENV_TASKS` (every task checked at start), to show what laziness saves.
-Rounds interleave `today` and `lazy` so both see the same machine; `eager` runs once.
+Rounds interleave `today` and `lazy` (in alternating order) so both see the same
+machine; `eager` runs once.
 """
 
 from __future__ import annotations
@@ -163,8 +164,9 @@ def main() -> None:
     runs: dict[str, list[dict[str, Any]]] = {"today": [], "lazy": [], "eager": []}
     t0 = time.perf_counter()
     for r in range(rounds):
-        runs["today"].append(measure("today"))
-        runs["lazy"].append(measure("lazy", **lazy_server))
+        order = [("today", {}), ("lazy", lazy_server)]
+        for name, server in order if r % 2 == 0 else order[::-1]:  # no order bias
+            runs[name].append(measure(name, **server))
         if r == 0 and not args.quick:
             runs["eager"].append(measure("eager", PYTHON_ENV_TASKS=str(SOURCE_DIR / "tasks.jsonl")))
     result["runs"] = runs
