@@ -39,7 +39,6 @@ from openenv.core.env_server.types import EnvironmentMetadata
 from pydantic import Field, ValidationError
 
 from ..models import (
-    FAMILIES,
     MAX_CODE_CHARS,
     GradeReport,
     PythonAction,
@@ -382,11 +381,7 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
             if opts.index is not None:
                 return self._select(self.get_task(split, opts.index)["id"], None, None, None)
             self.num_tasks(split)  # BAD_SPLIT for an unknown split
-            if split in FAMILIES:
-                return self._select(None, split, None, opts.seed)
-            return self._select(
-                None, None, None, opts.seed, split=None if split == "all" else split
-            )
+            return self._select(None, None, None, opts.seed, split=split)
         if opts.mode == "task" or any(x is not None for x in filters):
             return self._select(opts.task_id, opts.family, opts.difficulty, opts.seed)
         return None
