@@ -20,7 +20,7 @@ import argparse
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -44,6 +44,23 @@ from .guard import OPEN_PATHS, Guard
 from .python_env_environment import ActionError, PythonEnvironment, PythonMetadata
 from .runtime import close_runtime, get_runtime
 from .tasks import UnknownTaskError
+
+MAX_PAGE = 1000
+"""Most tasks one paged `/tasks` request returns (an unpaged one returns them all)."""
+
+TrainerSplit = Literal["all", "train", "validation", "test"]
+
+
+class TaskSummary(BaseModel):
+    """One line of `/tasks`: public, no hidden data."""
+
+    id: str
+    family: Family
+    difficulty: Difficulty
+    title: str
+    source: str
+    split: Literal["train", "validation", "test"]
+    base_id: str | None = Field(description="the source task a variant derives from")
 
 
 class ErrorDetail(BaseModel):
@@ -202,13 +219,36 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     def metadata() -> PythonMetadata:
         return PythonEnvironment().get_metadata()
 
-    @app.get("/tasks", tags=["Tasks"], summary="List tasks (no hidden data)")
+    @app.get(
+        "/tasks",
+        tags=["Tasks"],
+        summary="List tasks (no hidden data); page with offset/limit",
+        response_model=list[TaskSummary],
+        responses={
+            200: {
+                "headers": {
+                    "X-Total-Count": {
+                        "description": "tasks matching the filters, over every page",
+                        "schema": {"type": "integer"},
+                    }
+                }
+            }
+        },
+    )
     def list_tasks(
         family: Annotated[Family | None, Query()] = None,
         difficulty: Annotated[Difficulty | None, Query()] = None,
-    ) -> list[dict]:
-        tasks = PythonEnvironment().list_tasks(family or "all")
-        return [t for t in tasks if difficulty is None or t["difficulty"] == difficulty]
+        split: Annotated[
+            TrainerSplit | None, Query(description="train, validation or test (or all)")
+        ] = None,
+        offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+        limit: Annotated[
+            int | None, Query(ge=1, le=MAX_PAGE, description="at most this many (default: all)")
+        ] = None,
+    ) -> JSONResponse:
+        tasks = get_runtime().bank.query(split=split, family=family, difficulty=difficulty)
+        page = tasks[offset : None if limit is None else offset + limit]
+        return JSONResponse(page, headers={"X-Total-Count": str(len(tasks))})
 
     @app.get("/tasks/{task_id}", response_model=TaskInfo, tags=["Tasks"], responses=_errors(404))
     def get_task(task_id: str) -> TaskInfo:

@@ -39,6 +39,7 @@ class Settings:
     kernel_park_s: float = 2.0  # an idle kernel lets go of its spare fds after this (0: never)
     # the task bank
     procedural: bool = False
+    variants: str = "mixed"  # none | mixed | all: sources served as themselves or variants
     task_paths: tuple[str, ...] = ()
     humaneval: bool = False
     codeio: bool = True  # CodeI/O's problems, when the `tasks` extra is installed
@@ -67,6 +68,7 @@ class Settings:
             }
         )
         slots = int(get("PYTHON_ENV_SLOTS") or 0) or None
+        procedural = _flag(get("PYTHON_ENV_PROCEDURAL") or "")
         return cls(
             host=get("HOST") or base.host,
             port=int(get("PORT") or base.port),
@@ -80,7 +82,10 @@ class Settings:
             sandbox_fault=get("PYTHON_ENV_SANDBOX_FAULT") or "",
             runtime_python=get("PYTHON_ENV_RUNTIME_PYTHON") or "",
             kernel_park_s=float(get("PYTHON_ENV_KERNEL_PARK_S") or base.kernel_park_s),
-            procedural=_flag(get("PYTHON_ENV_PROCEDURAL") or ""),
+            procedural=procedural,
+            variants=(
+                get("PYTHON_ENV_VARIANTS") or ("all" if procedural else base.variants)
+            ).lower(),
             task_paths=_list(get("PYTHON_ENV_TASKS") or "", os.pathsep),
             humaneval=_flag(get("PYTHON_ENV_HUMANEVAL") or ""),
             codeio=_flag(get("PYTHON_ENV_CODEIO") or "1"),

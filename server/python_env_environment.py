@@ -40,7 +40,7 @@ from uuid import uuid4
 
 from openenv.core.env_server.interfaces import Environment
 from openenv.core.env_server.types import EnvironmentMetadata
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from ..models import (
     MAX_CODE_CHARS,
@@ -59,6 +59,8 @@ from .rewards import PythonRubric
 from .runtime import Runtime, get_runtime, package_version
 from .sandbox import Kernel, RunResult, SandboxError
 from .tasks import Task, UnknownTaskError
+from .tasks.bank import UnknownSplitError
+from .tasks.splits import RULE as SPLIT_RULE
 
 SOLUTION_FILE = "solution.py"
 
@@ -103,6 +105,17 @@ class PythonMetadata(EnvironmentMetadata):
     grading_version: str = GRADING_VERSION
     bank_hash: str = ""
     runtime: dict[str, Any]  # the Python agent code runs under: path, version, packages
+    splits: dict[str, int] = Field(
+        default_factory=dict, description="every split reset(split=...) takes: its task count"
+    )
+    split_counts: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="train / validation / test: tasks per family"
+    )
+    split_rule: str = SPLIT_RULE
+    variants: str = Field(
+        default="mixed", description="how sources with variants are served: none, mixed, all"
+    )
+    withheld: int = Field(default=0, description="sources served as their variants instead")
 
 
 class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState]):
@@ -308,37 +321,42 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
             grading_version=GRADING_VERSION,
             bank_hash=runtime.bank.digest(),
             runtime=runtime.agent.as_dict(),
+            splits=runtime.bank.split_sizes(),
+            split_counts=runtime.bank.split_counts(),
+            variants=settings.variants,
+            withheld=runtime.bank.withheld,
         )
 
-    # -- OpenEnv's task API (read-only: ids, family, difficulty, title; no hidden data) --
+    # -- OpenEnv's task API (read-only: ids, family, difficulty, title, split; no hidden data) --
 
     def list_splits(self) -> list[str]:
-        """`all`, then one split per family."""
-        return ["all", *self.runtime.bank.counts()]
+        """`all`, the trainer splits `train` / `validation` / `test`, then one per family."""
+        return self.runtime.bank.split_names()
 
     def list_tasks(self, split: str) -> list[dict[str, Any]]:
-        summaries = self.runtime.bank.summaries()
-        if split == "all":
-            return summaries
-        if not isinstance(split, str) or split not in self.runtime.bank.counts():
-            raise ActionError("BAD_SPLIT", f"unknown split {split!r}; try {self.list_splits()}")
-        return [s for s in summaries if s["family"] == split]
+        return self.get_task_range(split)
 
     def num_tasks(self, split: str) -> int:
-        return len(self.list_tasks(split))
+        try:
+            return self.runtime.bank.size(split)
+        except UnknownSplitError as exc:
+            raise ActionError("BAD_SPLIT", str(exc)) from None
 
     def get_task(self, split: str, index: int) -> dict[str, Any]:
-        tasks = self.list_tasks(split)
-        if not 0 <= index < len(tasks):
+        size = self.num_tasks(split)
+        if not 0 <= index < size:
             raise ActionError(
-                "BAD_SPLIT", f"index {index} is outside split {split!r} (0..{len(tasks) - 1})"
+                "BAD_SPLIT", f"index {index} is outside split {split!r} (0..{size - 1})"
             )
-        return tasks[index]
+        return self.runtime.bank.listing(split, index, index + 1)[0]
 
     def get_task_range(
         self, split: str, start: int | None = None, stop: int | None = None
     ) -> list[dict[str, Any]]:
-        return self.list_tasks(split)[start:stop]
+        try:
+            return self.runtime.bank.listing(split, start, stop)
+        except UnknownSplitError as exc:
+            raise ActionError("BAD_SPLIT", str(exc)) from None
 
     # -- actions ------------------------------------------------------------------
 
@@ -376,19 +394,23 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
             split = opts.split or "all"
             if opts.index is not None:
                 return self._select(self.get_task(split, opts.index)["id"], None, None, None)
-            family = None if split == "all" else split
-            self.list_tasks(split)  # BAD_SPLIT for an unknown split
-            return self._select(None, family, None, opts.seed)
+            self.num_tasks(split)  # BAD_SPLIT for an unknown split
+            return self._select(None, None, None, opts.seed, split=split)
         if opts.mode == "task" or any(x is not None for x in filters):
             return self._select(opts.task_id, opts.family, opts.difficulty, opts.seed)
         return None
 
     def _select(
-        self, task_id: str | None, family: str | None, difficulty: str | None, seed: int | None
+        self,
+        task_id: str | None,
+        family: str | None,
+        difficulty: str | None,
+        seed: int | None,
+        split: str | None = None,
     ) -> Task:
         try:
             return self.runtime.bank.select(
-                task_id=task_id, family=family, difficulty=difficulty, seed=seed
+                task_id=task_id, family=family, difficulty=difficulty, seed=seed, split=split
             )
         except UnknownTaskError as exc:
             raise ActionError("UNKNOWN_TASK", str(exc).strip("'\"")) from None

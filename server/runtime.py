@@ -36,7 +36,7 @@ def served_bank(settings: Settings | None = None) -> TaskBank:
     from .tasks.codeio import setup_for
 
     s = settings or Settings.from_env()
-    return default_bank(s.procedural, s.task_paths, s.humaneval, setup_for(s))
+    return default_bank(s.procedural, s.task_paths, s.humaneval, s.variants, setup_for(s))
 
 
 def build_sandbox(settings: Settings) -> Sandbox:

@@ -70,7 +70,15 @@ def test_select_filters_and_errors(bank: TaskBank) -> None:
 def test_summaries_counts_len_iteration(bank: TaskBank) -> None:
     summaries = bank.summaries()
     assert len(summaries) == len(bank) == len(list(bank))
-    assert set(summaries[0]) == {"id", "family", "difficulty", "title", "source"}
+    assert set(summaries[0]) == {
+        "id",
+        "family",
+        "difficulty",
+        "title",
+        "source",
+        "split",
+        "base_id",
+    }
     counts = bank.counts()
     assert sum(sum(c.values()) for c in counts.values()) == len(bank)
     assert {s["source"] for s in summaries} == {"builtin"}  # variants only on request
