@@ -10,7 +10,9 @@ hidden test code) is a *source*: the built-in tasks, HumanEval's problems, CodeI
   paren, a bad indent, `=` for `==`, an unterminated string); `ast.parse` decides.
 - **review**: the reference with two (or one) single-line mutations; each is a defect
   whose test (one hidden case compared with the reference, or one hidden test
-  function) fails on the snippet and passes with only that defect fixed.
+  function) fails on the snippet and passes with only that defect fixed. Not made from
+  sources whose cases are generated on first use (CodeI/O): the test shows its input,
+  so building the bank would have to run every generator.
 
 Whether the hidden checks reject a mutant, and which check demonstrates a defect, is
 found by running code, which the bank must never do in the server process. So the
@@ -44,7 +46,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from .model import REVIEW_CATEGORIES, Defect, Task
-from .spec import apply_edits, parses
+from .spec import parses
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,7 @@ def source_hash(task: Task) -> str:
         task.entry_point or "",
         task.hidden_test_code,
         task.visible_tests,
-        [c.key() for c in task.hidden_cases],
+        _cases_key(task),
         task.comparator,
         task.tolerance,
         task.expects_errors,
@@ -91,6 +93,18 @@ def source_hash(task: Task) -> str:
         task.wall_s,
     ]
     return hashlib.sha256(json.dumps(parts, default=repr).encode()).hexdigest()[:16]
+
+
+def generated_cases(task: Task) -> bool:
+    """True when the task's hidden cases are made on first use (CodeI/O's generators
+    run in the sandbox): known by a key, never produced while building the bank."""
+    return not isinstance(task.hidden_cases, tuple | list)
+
+
+def _cases_key(task: Task) -> Any:
+    if generated_cases(task):
+        return f"generated:{getattr(task.hidden_cases, 'key', '')}"
+    return [c.key() for c in task.hidden_cases]
 
 
 # -- bug mutants (AST) ------------------------------------------------------------------
@@ -470,7 +484,7 @@ def review_variant(base: Task, n: int, snippet: str, defects: tuple[Defect, ...]
     task = variant(base, "review", n, snippet)
     return replace(
         task,
-        reference_solution=apply_edits(snippet, [d.fix for d in defects], "defect fixes"),
+        reference_solution=_fix_lines(snippet, defects),
         hidden_cases=(),
         hidden_test_code="",
         comparator="exact",
@@ -479,6 +493,18 @@ def review_variant(base: Task, n: int, snippet: str, defects: tuple[Defect, ...]
         defects=defects,
         review_categories=REVIEW_CATEGORIES,
     )
+
+
+def _fix_lines(snippet: str, defects: Sequence[Defect]) -> str:
+    """The snippet with every defect's line fixed (by line: one fix may repeat the text
+    another fix replaces, so applying them as text edits in turn could be ambiguous)."""
+    lines = snippet.splitlines(keepends=True)
+    for d in defects:
+        old, new = d.fix
+        if lines[d.line - 1] != old:
+            raise ValueError(f"defect at line {d.line} does not match its fix")
+        lines[d.line - 1] = new
+    return "".join(lines)
 
 
 def review_hash(snippet: str, defects: Sequence[Defect]) -> str:
@@ -543,7 +569,8 @@ def variants_of(base: Task, record: dict[str, Any]) -> list[Task]:
             out.append(variant(base, "fix-syntax", n, broken))
         else:
             log.warning("fix-syntax variant %d of %s withheld: its mutant changed", n, base.id)
-    for n, (picks, demos, h) in enumerate(record.get("review", []), 1):
+    reviews = [] if generated_cases(base) else record.get("review", [])
+    for n, (picks, demos, h) in enumerate(reviews, 1):
         task = build_review(base, n, picks, demos)
         if task is not None and review_hash(task.snippet, task.defects) == h:
             out.append(task)
