@@ -549,34 +549,84 @@ def write_manifest(path: Any, records: dict[str, dict[str, Any]], about: str) ->
     )
 
 
-def variants_of(base: Task, record: dict[str, Any]) -> list[Task]:
-    """Re-apply one source's recorded mutations; what no longer matches is withheld."""
+@dataclass(frozen=True)
+class Recipe:
+    """One recorded variant before it is built: what a bank can index (id, family,
+    difficulty, title, base_id) without re-applying its mutation (`build()` does)."""
+
+    base: Task
+    family: Kind
+    n: int
+    params: tuple[Any, ...]
+    """(mutant site,) for fix-bug, (seed,) for fix-syntax, (sites, demos) for review."""
+    hash: str
+
+    @property
+    def id(self) -> str:
+        return f"proc-{self.family}-{self.base.id}-{self.n}"
+
+    @property
+    def base_id(self) -> str:
+        return self.base.id
+
+    @property
+    def difficulty(self) -> str:
+        return self.base.difficulty
+
+    @property
+    def title(self) -> str:
+        return f"{_NOTES[self.family][0]}: {self.base.title}"
+
+    def build(self) -> Task | None:
+        """The task, or None (logged) when the recorded mutation no longer yields the
+        recorded code: withheld, never replaced by a different task."""
+        base = self.base
+        task: Task | None = None
+        if self.family == "fix-bug":
+            (site,) = self.params
+            code = next((c for _, c in bug_mutants(base, only={int(site)})), None)
+            if code is not None and code_hash(code) == self.hash:
+                task = variant(base, "fix-bug", self.n, code)
+        elif self.family == "fix-syntax":
+            (seed,) = self.params
+            broken = syntax_mutant(base, int(seed), SYNTAX_BREAKS[base.difficulty])
+            if broken is not None and code_hash(broken) == self.hash:
+                task = variant(base, "fix-syntax", self.n, broken)
+        else:
+            picks, demos = self.params
+            made = build_review(base, self.n, picks, demos)
+            if made is not None and review_hash(made.snippet, made.defects) == self.hash:
+                task = made
+        if task is None:
+            log.warning("derived task %s withheld: its recorded code changed", self.id)
+        return task
+
+
+def recipes_of(base: Task, record: dict[str, Any]) -> list[Recipe]:
+    """One source's recorded variants (none when the source changed since)."""
     if record.get("hash") != source_hash(base):
         log.warning("derived variants of %s withheld: the source changed", base.id)
         return []
-    out: list[Task] = []
-    bugs = {int(i): h for i, h in record.get("fix-bug", [])}
-    made = {idx: code for idx, code in bug_mutants(base, only=set(bugs))}
-    for n, (idx, h) in enumerate(record.get("fix-bug", []), 1):
-        code = made.get(int(idx))
-        if code is not None and code_hash(code) == h:
-            out.append(variant(base, "fix-bug", n, code))
-        else:
-            log.warning("fix-bug variant %d of %s withheld: its mutant changed", n, base.id)
-    for n, (seed, h) in enumerate(record.get("fix-syntax", []), 1):
-        broken = syntax_mutant(base, int(seed), SYNTAX_BREAKS[base.difficulty])
-        if broken is not None and code_hash(broken) == h:
-            out.append(variant(base, "fix-syntax", n, broken))
-        else:
-            log.warning("fix-syntax variant %d of %s withheld: its mutant changed", n, base.id)
-    reviews = [] if generated_cases(base) else record.get("review", [])
-    for n, (picks, demos, h) in enumerate(reviews, 1):
-        task = build_review(base, n, picks, demos)
-        if task is not None and review_hash(task.snippet, task.defects) == h:
-            out.append(task)
-        else:
-            log.warning("review variant %d of %s withheld: its snippet changed", n, base.id)
+    out = [
+        Recipe(base, "fix-bug", n, (idx,), h)
+        for n, (idx, h) in enumerate(record.get("fix-bug", []), 1)
+    ]
+    out += [
+        Recipe(base, "fix-syntax", n, (seed,), h)
+        for n, (seed, h) in enumerate(record.get("fix-syntax", []), 1)
+    ]
+    if not generated_cases(base):
+        out += [
+            Recipe(base, "review", n, (list(picks), list(demos)), h)
+            for n, (picks, demos, h) in enumerate(record.get("review", []), 1)
+        ]
     return out
+
+
+def variants_of(base: Task, record: dict[str, Any]) -> list[Task]:
+    """Re-apply one source's recorded mutations; what no longer matches is withheld."""
+    built = (r.build() for r in recipes_of(base, record))
+    return [t for t in built if t is not None]
 
 
 def build_review(
@@ -592,12 +642,12 @@ def build_review(
     return review_variant(base, n, snippet, defects) if defects is not None else None
 
 
-def derived_tasks(sources: Iterable[Task]) -> list[Task]:
-    """Every recorded variant of `sources` (in their order; fix-bug, fix-syntax, review
-    per source), rebuilt without running anything. Sources no manifest names, or whose
-    content changed since, yield none."""
+def derived_recipes(sources: Iterable[Task]) -> list[Recipe]:
+    """The recorded variants of `sources` (in their order; fix-bug, fix-syntax, review
+    per source), not yet built: a bank can index them and build each on first use.
+    Sources no manifest names, or whose content changed since, yield none."""
     manifests: dict[str, dict[str, dict[str, Any]]] = {}
-    out: list[Task] = []
+    out: list[Recipe] = []
     for base in sources:
         if not is_source(base):
             continue
@@ -605,8 +655,15 @@ def derived_tasks(sources: Iterable[Task]) -> list[Task]:
             manifests[base.source] = load_manifest(base.source)
         record = manifests[base.source].get(base.id)
         if record is not None:
-            out.extend(variants_of(base, record))
+            out.extend(recipes_of(base, record))
     return out
+
+
+def derived_tasks(sources: Iterable[Task]) -> list[Task]:
+    """Every recorded variant of `sources`, built (re-applying the mutations, running
+    nothing); a variant whose recorded code no longer matches is withheld."""
+    built = (r.build() for r in derived_recipes(sources))
+    return [t for t in built if t is not None]
 
 
 def procedural_tasks(tasks: Sequence[Task]) -> list[Task]:

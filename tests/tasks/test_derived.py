@@ -17,6 +17,7 @@ from python_env.server.tasks.builtin import builtin_tasks
 from python_env.server.tasks.mutate import (
     MANIFEST,
     bases,
+    derived_recipes,
     derived_tasks,
     load_manifest,
     source_hash,
@@ -77,10 +78,15 @@ def test_manifest_matches_its_sources_and_rebuilds_every_variant(collection: str
     json.loads(raw)
 
 
-def test_rebuilding_is_deterministic() -> None:
+def test_rebuilding_is_deterministic_and_the_index_needs_no_build() -> None:
     sources = builtin_tasks()
-    first = [(t.id, t.starter_code, t.defects) for t in derived_tasks(sources)]
+    built = derived_tasks(sources)
+    first = [(t.id, t.starter_code, t.defects) for t in built]
     assert first == [(t.id, t.starter_code, t.defects) for t in derived_tasks(sources)]
+    index = derived_recipes(sources)  # what a lazy bank lists before building anything
+    assert [(r.id, r.family, r.difficulty, r.title, r.base_id) for r in index] == [
+        (t.id, t.family, t.difficulty, t.title, t.base_id) for t in built
+    ]
 
 
 def test_a_changed_source_withholds_its_variants() -> None:
