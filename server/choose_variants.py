@@ -68,11 +68,16 @@ def collections() -> dict[str, Callable[[], list[Task]]]:
         out["humaneval"] = load_humaneval
     except Exception:  # the extra is not installed
         pass
-    try:
-        from .tasks import codeio  # type: ignore[attr-defined]
+    try:  # CodeI/O (server/tasks/codeio.py), when this checkout has it and it is set up
+        import importlib
 
-        out["codeio"] = codeio.load_codeio
-    except Exception:  # not on this branch, or its data is not installed
+        from .config import Settings
+
+        codeio = importlib.import_module(f"{__package__}.tasks.codeio")
+        setup = codeio.setup_for(Settings.from_env())
+        if setup is not None and codeio.installed():
+            out["codeio"] = lambda: list(codeio.load_codeio(setup))
+    except ImportError:  # not on this branch
         pass
     return out
 

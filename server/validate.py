@@ -36,7 +36,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,7 +167,11 @@ def _check(grader: Grader, task: Task, problems: list[str], reference: bool = Tr
 
 
 def validate_bank(
-    tasks: Iterable[Task], sandbox: Sandbox, *, jobs: int | None = None
+    tasks: Iterable[Task],
+    sandbox: Sandbox,
+    *,
+    jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ValidationReport:
     """Check `tasks` concurrently (threads keep every sandbox slot busy). The reference
     of tasks that share a `_reference_key` is checked on the first of them only; the
@@ -190,9 +194,20 @@ def validate_bank(
             leads.append(t)
         else:
             rest.append(t)
+    done = [0]
+    done_lock = threading.Lock()
+
+    def run(task: Task, reference: bool) -> TaskCheck:
+        check = check_task(grader, task, reference=reference)
+        if progress is not None:
+            with done_lock:
+                done[0] += 1
+                progress(done[0], len(tasks))
+        return check
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        checks = {c.task_id: c for c in pool.map(lambda t: check_task(grader, t), leads)}
-        for c in pool.map(lambda t: check_task(grader, t, reference=False), rest):
+        checks = {c.task_id: c for c in pool.map(lambda t: run(t, True), leads)}
+        for c in pool.map(lambda t: run(t, False), rest):
             lead = checks[first[_reference_key(by_id[c.task_id]) or ""]]
             if any(p.startswith("reference") for p in lead.problems):
                 c.problems.append(f"reference: see {lead.task_id}")
@@ -307,6 +322,17 @@ def _family_counts(tasks: Iterable[Task]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def _progress() -> Callable[[int, int], None]:
+    """A line on stderr every 10 % (long runs say how far they are)."""
+    start = time.perf_counter()
+
+    def show(done: int, total: int) -> None:
+        if total >= 50 and done % max(1, total // 10) == 0:
+            print(f"  {done}/{total} checked, {time.perf_counter() - start:.0f} s", file=sys.stderr)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m python_env.server.validate")
     parser.add_argument("--family", help="only this family")
@@ -359,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"bank: {len(tasks)} tasks ({', '.join(f'{k} {v}' for k, v in _family_counts(tasks).items())}); "
             f"{what}: {len(chosen)}"
         )
-        report = validate_bank(chosen, sandbox, jobs=args.jobs)
+        report = validate_bank(chosen, sandbox, jobs=args.jobs, progress=_progress())
         if args.full and args.record:
             write_record(tasks, report, sandbox.slots)
             print(f"recorded in {RECORD}")

@@ -165,3 +165,19 @@ def test_served_variants_reference_one_starter_below_threshold(tmp_path, monkeyp
             assert e["error"] is None, e
             assert e["passed"] is want_pass, e
             assert (e["score"] == 1.0) if want_pass else (e["score"] < 1.0), e
+
+
+def test_the_offline_choice_keeps_only_rejected_mutants(grader) -> None:  # type: ignore[no-untyped-def]
+    """`--refresh-derived` on one source: what it records is what the bank rebuilds, and
+    every kept fix-bug mutant fails a hidden check."""
+    from python_env.server.choose_variants import choose, verdicts
+
+    base = next(t for t in builtin_tasks() if t.id == "implement-digital-root")
+    record = choose(grader, base)
+    assert record["hash"] == source_hash(base) and record["fix-bug"] and record["review"]
+    built = variants_of(base, record)
+    assert len(built) == _recorded({base.id: record})
+    for t in built:
+        if t.family == "fix-bug":
+            v = verdicts(grader, base, t.starter_code)
+            assert v is not None and not all(v.values())
