@@ -129,8 +129,9 @@ def choose(grader: Grader, base: Task) -> dict[str, Any]:
         return {**record, "why": f"reference failed ({type(exc).__name__})"}
     tries = 0
     pairs = 0
+    want_reviews = 0 if generated_cases(base) else REVIEWS_PER_TASK
     for idx, code in bug_mutants(base):
-        if tries >= MAX_TRIES or (len(bugs) >= BUGS_PER_TASK and len(reviews) >= REVIEWS_PER_TASK):
+        if tries >= MAX_TRIES or (len(bugs) >= BUGS_PER_TASK and len(reviews) >= want_reviews):
             break
         tries += 1
         v = verdicts(grader, base, code)
@@ -145,10 +146,10 @@ def choose(grader: Grader, base: Task) -> dict[str, Any]:
             continue
         if len(bugs) < BUGS_PER_TASK:
             bugs.append([idx, code_hash(code)])
-        if mutant_kind(base, idx) not in IN_PLACE or generated_cases(base):
+        if mutant_kind(base, idx) not in IN_PLACE or not want_reviews:
             continue
         for other, vo in pool:
-            if len(reviews) >= REVIEWS_PER_TASK or pairs >= MAX_PAIRS:
+            if len(reviews) >= want_reviews or pairs >= MAX_PAIRS:
                 break
             pairs += 1
             made = _pair(grader, base, len(reviews) + 1, (other, vo), (idx, v))
@@ -157,7 +158,7 @@ def choose(grader: Grader, base: Task) -> dict[str, Any]:
             else:
                 dropped["review-pair"] += 1
         pool.append((idx, v))
-    if len(reviews) < REVIEWS_PER_TASK and not generated_cases(base):
+    if len(reviews) < want_reviews:
         for idx, v in pool:
             demo = _demo(base, v, dict.fromkeys(v, True))  # the reference passes all
             if demo is None:
