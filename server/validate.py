@@ -67,6 +67,9 @@ __all__ = [
 RECORD = Path(__file__).parent / "tasks" / "data" / "validation.json"
 SAMPLE_PER_FAMILY = 3
 SAMPLE_SEED = 15
+MAX_CHANGED = 100
+"""More changed source groups than this: CI says the record is stale (and fails)
+instead of validating them one by one for hours."""
 _SHARED_GRADE = ("implement", "fix-bug", "fix-syntax")
 """Families graded by the default rules (the fraction of checks passed): two of their
 tasks with the same reference and checks grade every solution the same."""
@@ -297,6 +300,18 @@ def ci_selection(tasks: Sequence[Task], record: dict[str, Any]) -> list[Task]:
     return [t for t in tasks if t.id in picked]
 
 
+def stale_record(tasks: Sequence[Task], record: dict[str, Any]) -> str | None:
+    """Why CI should not check the changed sources one by one: so many changed (a new
+    collection, a change to every task) that the full run must be recorded again."""
+    changed = changed_groups(tasks, record)
+    if len(changed) <= MAX_CHANGED:
+        return None
+    return (
+        f"{len(changed)} source groups changed since the recorded full run (more than "
+        f"{MAX_CHANGED}): run `python -m python_env.server.validate --full --record`"
+    )
+
+
 def write_record(
     tasks: Sequence[Task], report: ValidationReport, slots: int, path: Path = RECORD
 ) -> None:
@@ -391,6 +406,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
             what = "full bank" if args.full else "selection"
         else:
+            stale = stale_record(tasks, record)
+            if stale is not None:
+                print(f"FAIL {stale}")
+                return 1
             chosen = ci_selection(tasks, record)
             what = f"CI: sample of {SAMPLE_PER_FAMILY} per family and source + changed sources"
         print(

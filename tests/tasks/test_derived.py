@@ -29,6 +29,7 @@ from python_env.server.validate import (
     ci_selection,
     group_digests,
     sample,
+    stale_record,
     validate_bank,
 )
 
@@ -121,6 +122,9 @@ def test_ci_selection_is_a_seeded_sample_plus_changed_sources() -> None:
     chosen = {t.id for t in ci_selection(tasks, record)}
     group = {t.id for t in tasks if (t.base_id or t.id) == victim.base_id}
     assert group <= chosen and len(group) > 3
+    # a record that misses most groups (a new collection): CI says to record again
+    assert stale_record(tasks, record) is None
+    assert "--full --record" in (stale_record(tasks, {}) or "")
 
 
 def test_a_sample_of_each_kind_validates(sandbox: Sandbox) -> None:
