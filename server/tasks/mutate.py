@@ -221,13 +221,14 @@ def bug_mutants(task: Task, only: set[int] | None = None) -> Iterator[tuple[int,
     Mutants equal to the reference (or to an earlier mutant) after unparsing are
     skipped. `only` restricts the work to the given indexes (rebuilding recorded ones).
     """
-    original = ast.unparse(ast.parse(task.reference_solution))
     sites, _ = _sites_of(task.reference_solution)
     order = list(range(len(sites)))
     random.Random(f"bug:{task.id}").shuffle(order)
-    if only is not None:
+    seen: set[str] = set()
+    if only is not None:  # rebuilding recorded mutants: their code hashes are checked
         order = [i for i in order if i in only]
-    seen = {original + "\n"}
+    else:
+        seen.add(ast.unparse(ast.parse(task.reference_solution)) + "\n")
     for idx in order:
         kind, node_index = sites[idx]
         mutated = _apply(task.reference_solution, kind, node_index)
