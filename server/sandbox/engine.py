@@ -280,14 +280,17 @@ class Sandbox:
                 z.ensure()
         return self._kernel_zygotes[n % self.slots]
 
-    def kernel_budget(self, limits: Limits) -> TreeBudget | None:
-        """A budget for one kernel's whole tree (None where no mechanism exists)."""
+    def kernel_budget(self, limits: Limits, workdir: str | None = None) -> TreeBudget | None:
+        """A budget for one kernel's whole tree (None where no mechanism exists); its
+        files in `workdir` count against the disk budget where that is not a tmpfs."""
         if self.budgets is None:
             return None
         try:
             if self.fault == "budget":
                 raise OSError("injected fault: the budget mechanism failed")
-            return kernel_budget(self.budgets, f"{self.owner_tag}-k{next(self._counter)}", limits)
+            name = f"{self.owner_tag}-k{next(self._counter)}"
+            on_disk = workdir if not self.layer("private_tmpfs") else None
+            return kernel_budget(self.budgets, name, limits, on_disk)
         except OSError as e:
             raise SandboxError(f"the sandbox's tree budget is unavailable: {e}") from None
 
@@ -445,6 +448,8 @@ class Sandbox:
         try:
             if self.fault == "budget":
                 raise OSError("injected fault: the budget mechanism failed")
+            if not self.layer("private_tmpfs"):
+                budget.watch_disk([self._area(slot, role) for role in (0, 1)])
             guard = budget.begin(limits)
         except OSError as e:  # never run a tree without its budget: an infrastructure fault
             raise SandboxError(f"the sandbox's tree budget is unavailable: {e}") from None
@@ -564,6 +569,9 @@ class Sandbox:
                     timed_out = pump([child], child.t0 + lim.wall_s, guard=guard)
                 finally:
                     child.close()
+                    slot_budget = self._slot_budgets[slot]
+                    if guard is not None and slot_budget is not None:  # before it is gone:
+                        guard.disk_exceeded = slot_budget.check_disk()  # what polls missed
                     self._drop_workdir(slot, wd)
             self._refill(slot)
         result = run_result(
@@ -577,6 +585,7 @@ class Sandbox:
             wall_ms=child.wall_ms,
             cpu_ms=max(child.cpu_ms, guard.tree_cpu_s * 1000 if guard is not None else 0.0),
             memory_hit=guard is not None and guard.memory_exceeded,
+            disk_hit=guard is not None and guard.disk_exceeded,
         )
         return result, info, child.lost
 

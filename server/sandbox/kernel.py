@@ -53,7 +53,7 @@ class _Proc:
         self.uid = sb.kernel_uid()
         self.workdir = sb.make_workdir(self.uid)
         self.ctl, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.budget = sb.kernel_budget(limits)
+        self.budget = sb.kernel_budget(limits, self.workdir)
         header = {
             "kind": "kernel",
             "workdir": self.workdir,
@@ -379,11 +379,14 @@ class Kernel:
         else:
             used = p.cpu_s() or 0.0
         cpu_ms = max(0.0, (used - (cpu0 or 0.0)) * 1000)
-        memory_hit = False
+        memory_hit = disk_hit = False
         if guard is not None:
             cpu_ms = max(cpu_ms, guard.cpu_used() * 1000)
             assert p.budget is not None
             memory_hit = guard.memory_hit or (p.exit is not None and p.budget.memory_exceeded())
+            # the watcher polls the files during the cell; one reading after it catches the
+            # rest (over the budget the tree is killed: the next cell starts a fresh kernel)
+            disk_hit = p.budget.disk_exceeded() or p.budget.check_disk()
             p.settle()
         return run_result(
             ended=p.exit is not None,
@@ -397,6 +400,7 @@ class Kernel:
             cpu_ms=cpu_ms,
             restarted=restarted,
             memory_hit=memory_hit,
+            disk_hit=disk_hit,
         )
 
 

@@ -46,6 +46,9 @@ class RunResult:
     kernel_restarted: bool = False
 
 
+DISK_FULL = "[Errno 28] No space left on device"
+
+
 def decode_status(status: int | None) -> tuple[int | None, int | None]:
     """A wait status as (exit_code, signal); None (never reported) counts as SIGKILL."""
     if status is None:
@@ -73,6 +76,7 @@ def run_result(
     cpu_ms: float,
     restarted: bool = False,
     memory_hit: bool = False,
+    disk_hit: bool = False,
 ) -> RunResult:
     """The one way a run's result is built, for one-shot runs and kernel cells alike:
     `ended`: the process is gone, with wait `status` (None if never reported); else a
@@ -82,7 +86,9 @@ def run_result(
         code, sig = decode_status(status)
     else:
         code, sig = int(reply.get("exit") or 0), None
-    exc = reply.get("exc")
+    exc, msg = reply.get("exc"), reply.get("msg")
+    if disk_hit:  # the fallback's disk budget (no tmpfs to say ENOSPC): the same error
+        exc, msg = "OSError", f"{DISK_FULL} (the run's files went over {limits.disk_mb} MB)"
     return RunResult(
         stdout=out.text(),
         stderr=err.text(),
@@ -93,7 +99,7 @@ def run_result(
         timed_out=timed_out or hit_cpu_limit(sig, cpu_ms, limits),
         memory_exceeded=memory_hit or exc == "MemoryError",
         exception_type=exc,
-        exception_message=reply.get("msg") if exc else None,
+        exception_message=msg if exc else None,
         wall_time_ms=wall_ms,
         cpu_time_ms=cpu_ms,
         kernel_restarted=restarted,

@@ -42,6 +42,7 @@ class RunGuard:
         self.memory_hit = False  # the OOM fd fired during the run
         self.cpu_hit = False
         self.memory_exceeded = False  # set when the run is over (OOM or the watcher)
+        self.disk_exceeded = False  # likewise: its files went over the disk budget
         self.tree_cpu_s = 0.0  # likewise: the whole tree's CPU time
 
     def cpu_used_total(self) -> float:
@@ -122,6 +123,17 @@ class SlotBudget:
         assert self.proc is not None
         return RunGuard(None, self.proc.cpu_s, limits)
 
+    def watch_disk(self, paths: list[str]) -> None:
+        """Where the slot's areas are not a size-limited tmpfs: poll their files against
+        the disk budget (the fallback only; see diskuse)."""
+        if self.proc is not None and self.proc.w.disk_budget is None:
+            self.proc.w.disk_paths = list(paths)
+            self.proc.w.disk_budget = self.limits.disk_mb << 20
+
+    def check_disk(self) -> bool:
+        """The run's files read once now: over the disk budget (the fallback only)?"""
+        return self.proc is not None and self.proc.check_disk()
+
     def add(self, pid: int) -> None:
         """A run's process (the fallback polls it and its descendants)."""
         if self.proc is not None:
@@ -133,6 +145,7 @@ class SlotBudget:
             return guard.memory_hit or _drain(self.oom_fd)
         assert self.proc is not None
         exceeded = self.proc.memory_exceeded()
+        guard.disk_exceeded = guard.disk_exceeded or self.proc.disk_exceeded()
         self.proc.reset()  # kill what is left of the run (escaped descendants)
         return guard.memory_hit or exceeded
 
@@ -143,6 +156,10 @@ class SlotBudget:
             self.proc.close()
 
 
-def kernel_budget(budgets: Budgets, name: str, limits: Limits) -> TreeBudget:
+def kernel_budget(
+    budgets: Budgets, name: str, limits: Limits, disk_path: str | None = None
+) -> TreeBudget:
+    """`disk_path`: the kernel's workdir, where it is not a size-limited tmpfs."""
     memory, tasks = tree_limits(limits)
-    return budgets.open(name, memory, tasks, limits.cpu_cores)
+    disk = ([disk_path], limits.disk_mb << 20) if disk_path is not None else None
+    return budgets.open(name, memory, tasks, limits.cpu_cores, disk=disk)

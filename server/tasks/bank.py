@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ...models import DIFFICULTIES, FAMILIES, Difficulty, Family
 from .model import Task, TaskError
@@ -31,6 +31,7 @@ from .splits import SPLITS, VARIANT_POLICIES, root_of, serves_variants, split_of
 
 if TYPE_CHECKING:
     from .codeio import Setup as CodeioSetup
+    from .mutate import Recipe
 
 
 class UnknownTaskError(KeyError):
@@ -339,13 +340,20 @@ def serve_apart(
     return served, len(sources) - len(kept)
 
 
-def every_builtin_task() -> list[Task]:
-    """Every built-in and procedural task: what the validator checks (never one bank)."""
-    from .builtin import builtin_tasks
-    from .mutate import procedural_tasks
+def _entry(recipe: Recipe) -> TaskEntry:
+    """A derived variant's entry: listed from its recipe, built on first use."""
 
-    builtin = builtin_tasks()
-    return builtin + procedural_tasks(builtin)
+    def load() -> Task:
+        task = recipe.build()
+        if task is None:  # its recorded code no longer matches (logged): refresh the manifest
+            raise TaskError(f"derived task {recipe.id!r} is withheld: its source changed")
+        return task
+
+    family = cast(Family, recipe.family)
+    difficulty = cast(Difficulty, recipe.difficulty)
+    return TaskEntry(
+        recipe.id, family, difficulty, recipe.title, recipe.base.source, recipe.base_id, load=load
+    )
 
 
 @functools.cache
@@ -363,7 +371,7 @@ def default_bank(
     `procedural`: the procedural repair variants instead of their sources).
     """
     from .builtin import builtin_tasks
-    from .mutate import procedural_tasks
+    from .mutate import derived_recipes
 
     policy = variants or ("all" if procedural else "mixed")
     sources: list[Task | TaskEntry] = list(builtin_tasks())
@@ -380,8 +388,10 @@ def default_bank(
 
         sources.extend(load_codeio(codeio))
     derived: list[Task | TaskEntry] = []
-    if policy == "all":  # `mixed` serves the built-in sources as themselves
-        derived.extend(procedural_tasks([t for t in sources if isinstance(t, Task)]))
+    if policy != "none":  # indexed now, each built on first use
+        derived.extend(
+            _entry(r) for r in derived_recipes(t for t in sources if isinstance(t, Task))
+        )
     served, withheld = serve_apart(sources, derived, policy)
     bank = TaskBank(served)
     bank.withheld = withheld

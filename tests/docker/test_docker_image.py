@@ -187,6 +187,16 @@ def check_tree_budgets(started: Started) -> None:
     time.sleep(1.0)  # between cells: the ticking child must not run
     second = int(started.run("print(len(open('ticks').read()))").stdout)
     assert first > 0 and second - first < 10, (first, second)  # ~100 if it had run
+    # no tmpfs workdir in this runtime: the watcher holds the disk budget (256 MB)
+    writer = (
+        "for i in range(600):\n"
+        "    with open(f'f{i}', 'wb') as f:\n"
+        "        f.write(b'x' * (1 << 20))\n"
+    )
+    run = started.run(writer)
+    assert run.exception_type == "OSError" and "No space left" in str(run.exception_message), run
+    run = started.run("import os\nprint(sum(os.path.getsize(f) for f in os.listdir('.')))")
+    assert run.exit_code == 0 and int(run.stdout) <= 256 << 20, run
     # no IPC namespace in this runtime: seccomp refuses System V IPC (no shared channel)
     run = started.run(
         "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"

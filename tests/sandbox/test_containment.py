@@ -216,3 +216,37 @@ def _cpu_s(pid: int) -> float:
 def _state(pid: int) -> str:
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rsplit(") ", 1)[1][0]
+
+
+WRITER = (  # 1 MB files, each far under RLIMIT_FSIZE, until refused (or 400 MB)
+    "n = 0\n"
+    "try:\n"
+    "    for i in range(400):\n"
+    "        with open(f'f{i}', 'wb') as f:\n"
+    "            f.write(b'x' * (1 << 20))\n"
+    "        n += 1\n"
+    "finally:\n"
+    "    print(n, flush=True)\n"
+)
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_a_run_cannot_write_more_than_its_disk_budget(sb, persistent: bool) -> None:
+    """A tmpfs workdir refuses the write (ENOSPC); where there is none (no mount
+    namespace) the watcher reads the files and stops the tree, reported the same way."""
+    budget_mb = LIMITS.disk_mb
+    k = sb.kernel(LIMITS) if persistent else None
+    try:
+        r = k.run(WRITER) if k is not None else sb.run(WRITER)
+        assert r.exception_type == "OSError", r
+        assert "No space left on device" in (r.exception_message or ""), r
+        written = int(r.stdout.split()[0]) if r.stdout.strip() else 0
+        print(f"{written} MB written under a {budget_mb} MB budget")
+        # ENOSPC stops it at the budget; the watcher polls every 200 ms (overshoot)
+        assert written < 400, r
+        if k is not None:  # the session goes on, its files within the budget
+            r = k.run("import os\nprint(sum(os.path.getsize(f) for f in os.listdir('.')))")
+            assert r.exit_code == 0 and int(r.stdout) <= budget_mb << 20, r
+    finally:
+        if k is not None:
+            k.close()
