@@ -68,12 +68,12 @@ def collections() -> dict[str, Callable[[], list[Task]]]:
         out["humaneval"] = load_humaneval
     except Exception:  # the extra is not installed
         pass
-    try:  # CodeI/O (server/tasks/codeio.py), when this checkout has it and it is set up
+    try:  # CodeI/O (server/codeio.py), when this checkout has it and it is set up
         import importlib
 
         from .config import Settings
 
-        codeio = importlib.import_module(f"{__package__}.tasks.codeio")
+        codeio = importlib.import_module(f"{__package__}.codeio")
         setup = codeio.setup_for(Settings.from_env())
         if setup is not None and codeio.installed():
             out["codeio"] = lambda: list(codeio.load_codeio(setup))

@@ -33,7 +33,7 @@ _runtime: Runtime | None = None
 
 def served_bank(settings: Settings | None = None) -> TaskBank:
     """The task bank these settings serve (cached: built once per distinct setting)."""
-    from .tasks.codeio import setup_for
+    from .codeio import setup_for
 
     s = settings or Settings.from_env()
     return default_bank(s.procedural, s.task_paths, s.humaneval, s.variants, setup_for(s))

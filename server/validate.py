@@ -47,6 +47,7 @@ from typing import Any
 from .config import Settings
 from .grading import Expected, Grader
 from .sandbox import Sandbox
+from .sandbox_runtime import choose
 from .tasks.bank import TaskBank, default_bank
 from .tasks.families import REGISTRY, review_findings, rules_for
 from .tasks.model import Task
@@ -373,7 +374,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    with Sandbox() as sandbox:
+    settings = Settings.from_env()
+    # the interpreter agent code runs under (the sandbox runtime: CodeI/O's references
+    # need its packages), with the server's limits
+    python = choose(settings.runtime_python).python
+    with Sandbox(
+        limits=settings.limits, disable=settings.sandbox_disable, python=python
+    ) as sandbox:
         if args.refresh_derived:
             from .choose_variants import collections, refresh
 
@@ -392,7 +399,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         tasks = full_bank(args.collection)
         # plus what this server is configured to serve (JSONL files, ...)
-        settings = Settings.from_env()
         bank = TaskBank(tasks)
         served = default_bank(settings.procedural, settings.task_paths, settings.humaneval)
         bank.extend(t for t in served if t.id not in bank)

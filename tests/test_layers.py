@@ -105,6 +105,9 @@ def test_grading_knows_nothing_of_openenv_or_the_server() -> None:
                 "python_env.server.tasks",
                 "python_env.server.sandbox",
                 "python_env.server.grading",
+                "python_env.server.assert_checks",  # the grader's compiled asserts
+                "python_env.server.choose_variants",  # the validator's offline choice
+                "python_env.server.sandbox_runtime",  # which interpreter agent code runs under
             )
         }
         assert not above, f"{module} imports {sorted(above)}"

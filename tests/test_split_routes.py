@@ -170,7 +170,7 @@ def test_tasks_pages_and_filters_and_unpaged_is_unchanged(server) -> None:
 
 def export(split: str, out: Path, *extra: str, **env: str) -> list[dict]:
     done = subprocess.run(
-        [sys.executable, "-m", "python_env.server.tasks.export", "--split", split, "--out",
+        [sys.executable, "-m", "python_env.server.export", "--split", split, "--out",
          str(out), *extra],
         capture_output=True, text=True, timeout=300, env={**os.environ, **env},
     )  # fmt: skip
@@ -204,7 +204,7 @@ def test_export_round_trips_against_the_server(server, tmp_path) -> None:
 
 def test_export_refuses_an_unknown_split(tmp_path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "python_env.server.tasks.export", "--split", "nope"],
+        [sys.executable, "-m", "python_env.server.export", "--split", "nope"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 2 and "unknown split 'nope'" in done.stderr
@@ -233,7 +233,7 @@ def test_to_dataset_builds_the_same_rows(tmp_path) -> None:
     rows = export("test", tmp_path / "test.jsonl")
     code = (
         "import json, sys\n"
-        "from python_env.server.tasks.export import to_dataset\n"
+        "from python_env.server.export import to_dataset\n"
         "ds = to_dataset(split='test')\n"
         "print(json.dumps({'n': ds.num_rows, 'columns': ds.column_names, 'rows': ds.to_list()}))\n"
     )

@@ -116,13 +116,29 @@ def _cases_once(
             outcomes.append(CaseOutcome("error", None, "conflicting results for this case"))
         elif i in got:
             outcomes.append(got[i])
-        elif timed_out:
-            outcomes.append(CaseOutcome("timeout", None, "time limit exceeded"))
         else:
-            why = f"process died (signal {sig})" if sig else f"process exited (code {code})"
-            if child.killed_for:
-                why = f"process killed ({child.killed_for})"
-            outcomes.append(CaseOutcome("crash", None, why))
+            outcomes.append(_unanswered(child, code, sig, timed_out))
+    return _result(child, outcomes, load_error, timed_out, tree_memory)
+
+
+def _unanswered(child: Child, code: int | None, sig: int | None, timed_out: bool) -> CaseOutcome:
+    """A case the child never answered: its time ran out, or the child died."""
+    if timed_out:
+        return CaseOutcome("timeout", None, "time limit exceeded")
+    why = f"process died (signal {sig})" if sig else f"process exited (code {code})"
+    if child.killed_for:
+        why = f"process killed ({child.killed_for})"
+    return CaseOutcome("crash", None, why)
+
+
+def _result(
+    child: Child,
+    outcomes: list[CaseOutcome],
+    load_error: str | None,
+    timed_out: bool,
+    tree_memory: bool,
+) -> tuple[CasesResult, bool]:
+    """The run's result, and whether its zygote was lost under it."""
     mem = (
         tree_memory
         or any((o.error or "").startswith("MemoryError") for o in outcomes)
@@ -284,26 +300,11 @@ def _calls_once(
             outcomes.append(got[k])
         elif k >= state["refused"]:
             outcomes.append(CaseOutcome("error", None, "arguments too large to pass"))
-        elif timed_out:
-            outcomes.append(CaseOutcome("timeout", None, "time limit exceeded"))
         else:
-            why = f"process died (signal {sig})" if sig else f"process exited (code {code})"
-            if child.killed_for:
-                why = f"process killed ({child.killed_for})"
-            outcomes.append(CaseOutcome("crash", None, why))
-    mem = (guard is not None and guard.memory_exceeded) or any(
-        (o.error or "").startswith("MemoryError") for o in outcomes
+            outcomes.append(_unanswered(child, code, sig, timed_out))
+    return _result(
+        child, outcomes, load_error, timed_out, guard is not None and guard.memory_exceeded
     )
-    return CasesResult(
-        outcomes=outcomes,
-        load_error=load_error,
-        timed_out=timed_out,
-        memory_exceeded=mem,
-        cpu_time_ms=child.cpu_ms,
-        wall_time_ms=child.wall_ms,
-        stdout=child.out.text(),
-        stderr=child.err.text(),
-    ), child.lost
 
 
 class _Relay:

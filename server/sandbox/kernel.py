@@ -274,6 +274,9 @@ class Kernel:
                 except BaseException:
                     PARKER.release()
                     raise
+            if self._closed:  # close() came while the process started: it saw none to kill
+                self._drop()
+                raise SandboxError("kernel is closed")
             # No slot: a kernel is a process of its own, so a sleeping or blocked cell
             # holds nothing other sessions wait for (its CPU is capped by its budget).
             assert self._proc is not None

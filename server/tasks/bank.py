@@ -23,15 +23,21 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ...models import DIFFICULTIES, FAMILIES, Difficulty, Family
 from .model import Task, TaskError
-from .splits import SPLITS, VARIANT_POLICIES, root_of, serves_variants, split_of
+from .splits import AS_THEMSELVES, SPLITS, VARIANT_POLICIES, root_of, serves_variants, split_of
 
 if TYPE_CHECKING:
-    from .codeio import Setup as CodeioSetup
     from .mutate import Recipe
+
+
+class Loader(Protocol):
+    """A source collection whose loader lives above the bank (hashable: the bank is
+    cached per distinct argument)."""
+
+    def load(self) -> list[Task]: ...
 
 
 class UnknownTaskError(KeyError):
@@ -331,7 +337,7 @@ def serve_apart(
         root
         for root in with_variants
         if root not in by_id
-        or serves_variants(root, policy, builtin=by_id[root].source == "builtin")
+        or serves_variants(root, policy, builtin=by_id[root].source in AS_THEMSELVES)
     }
     kept: list[Task | TaskEntry] = [
         t for t in sources if root_of(t.id, base_ids) not in as_variants
@@ -362,11 +368,12 @@ def default_bank(
     task_paths: tuple[str, ...] = (),
     humaneval: bool = False,
     variants: str | None = None,
-    codeio: CodeioSetup | None = None,
+    codeio: Loader | None = None,
 ) -> TaskBank:
     """The built-in tasks, plus the tasks of the JSONL files in `task_paths`, with
     `humaneval` HumanEval's problems and, given a `codeio.Setup`, CodeI/O's kept
-    problems; each source with variants is served as itself or as its variants by the
+    problems (`codeio.load()`: the loader lives above the bank, since it runs the
+    dataset's generator in the sandbox); each source with variants is served as itself or as its variants by the
     `variants` policy (`none`, `mixed`, `all`; default `mixed`, or `all` with
     `procedural`: the procedural repair variants instead of their sources).
     """
@@ -383,10 +390,8 @@ def default_bank(
         from .humaneval import load_humaneval
 
         sources.extend(load_humaneval())
-    if codeio is not None:  # CodeI/O's kept problems (server/tasks/codeio.py)
-        from .codeio import load_codeio
-
-        sources.extend(load_codeio(codeio))
+    if codeio is not None:  # CodeI/O's kept problems (server/codeio.py)
+        sources.extend(codeio.load())
     derived: list[Task | TaskEntry] = []
     if policy != "none":  # indexed now, each built on first use
         derived.extend(

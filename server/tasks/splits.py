@@ -81,8 +81,14 @@ def split_of(root: str) -> str:
     return SPLITS[-1]
 
 
+AS_THEMSELVES = frozenset({"builtin", "humaneval"})
+"""Collections `mixed` always serves as themselves: the built-in tasks (the README and
+tests name them) and HumanEval, a benchmark whose score must cover all of it."""
+
+
 def serves_variants(root: str, policy: str, builtin: bool) -> bool:
-    """Whether a source with variants is served as its variants (and withheld)."""
+    """Whether a source with variants is served as its variants (and withheld);
+    `builtin`: its collection is one of AS_THEMSELVES."""
     if policy == "all":
         return True
     if policy == "none" or builtin:

@@ -13,12 +13,12 @@ from typing import Any
 import httpx
 import pytest
 from python_env import PythonAction, PythonEnv
+from python_env.server import codeio
+from python_env.server.codeio import CaseMaker, Problem, Setup, load_codeio, read_manifest
 from python_env.server.config import Settings
 from python_env.server.grading import Grader
 from python_env.server.launcher import run_server
 from python_env.server.sandbox import Sandbox
-from python_env.server.tasks import codeio
-from python_env.server.tasks.codeio import CaseMaker, Problem, Setup, load_codeio, read_manifest
 from python_env.server.tasks.model import GeneratedCases, HiddenCase, TaskError
 
 pytestmark = pytest.mark.skipif(
@@ -260,14 +260,16 @@ def test_a_numpy_problem_grades_in_process(
 def test_a_served_task_scores_its_reference_and_not_its_starter(
     setup: Setup, manifest: dict[str, Any], problems: dict[str, Problem], tmp_path: Path
 ) -> None:
-    task_id = _kept(manifest, needs=False, n=2)[1]
-    reference = problems[task_id].code
     load_codeio(_with_cache(setup, tmp_path))  # the store the server starts from
     with run_server(PYTHON_ENV_CODEIO="1", PYTHON_ENV_CACHE_DIR=str(tmp_path)) as server:
         meta = httpx.get(f"{server.url}/metadata").json()
         assert sum(sum(d.values()) for d in meta["task_counts"].values()) >= len(manifest["kept"])
-        listed = {t["id"] for t in httpx.get(f"{server.url}/tasks").json()}
-        assert set(manifest["kept"]) <= listed
+        rows = httpx.get(f"{server.url}/tasks").json()
+        listed = {t["id"] for t in rows}
+        # each kept problem is served, as itself or (the variants policy) as its variants
+        assert set(manifest["kept"]) <= listed | {t.get("base_id") for t in rows}
+        task_id = next(i for i in _kept(manifest, needs=False, n=40) if i in listed)
+        reference = problems[task_id].code
 
         body = httpx.post(f"{server.url}/reset", json={"task_id": task_id}).json()
         info = body["observation"]["task"]

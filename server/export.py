@@ -1,7 +1,7 @@
 """Export a split of the served bank for trainers (TRL, verl, SkyRL), as JSONL or a
 `datasets.Dataset`:
 
-    python -m python_env.server.tasks.export --split train --out train.jsonl
+    python -m python_env.server.export --split train --out train.jsonl
 
 One row per task, in the server's order for that split (row i is `reset(split=...,
 index=i)`): `task_id`; `prompt`, the conversation a model starts from (the evaluation
@@ -21,8 +21,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from ...models import DIFFICULTIES, FAMILIES
-from .bank import TaskBank, UnknownSplitError
+from ..models import DIFFICULTIES, FAMILIES
+from .tasks.bank import TaskBank, UnknownSplitError
 
 COLUMNS = (
     "task_id",
@@ -39,7 +39,7 @@ COLUMNS = (
 
 def served() -> TaskBank:
     """The bank a server started with this process's settings serves."""
-    from ..runtime import served_bank
+    from .runtime import served_bank
 
     return served_bank()
 
@@ -52,7 +52,7 @@ def rows(
     difficulty: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The rows of `split` (any name `/python_env/splits` lists), optionally filtered."""
-    from ...eval.prompts import SYSTEM_PROMPT, render_task
+    from ..eval.prompts import SYSTEM_PROMPT, render_task
 
     bank = bank if bank is not None else served()
     for summary in bank.query(split=split, family=family, difficulty=difficulty):
@@ -116,7 +116,7 @@ def to_dataset(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m python_env.server.tasks.export",
+        prog="python -m python_env.server.export",
         description="Write a split of the served task bank as JSONL, one task per line.",
     )
     parser.add_argument(

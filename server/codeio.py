@@ -66,18 +66,18 @@ from importlib import util
 from pathlib import Path
 from typing import Any
 
-from ..sandbox import CaseSpec, CasesResult, Limits, Sandbox, SandboxError
-from .cache import Store, content_key
-from .model import GeneratedCases, HiddenCase, Task, TaskError
-from .source import default_starter, parses
-from .spec import build_task
+from .sandbox import CaseSpec, CasesResult, Limits, Sandbox, SandboxError
+from .tasks.cache import Store, content_key
+from .tasks.model import GeneratedCases, HiddenCase, Task, TaskError
+from .tasks.source import default_starter, parses
+from .tasks.spec import build_task
 
 log = logging.getLogger(__name__)
 
 PACKAGE = "reasoning_gym"
 DISTRIBUTION = "reasoning-gym==0.1.25"
 DATA_FILE = "codeio.jsonl.gz"
-MANIFEST = Path(__file__).parent / "data" / "codeio.json"
+MANIFEST = Path(__file__).parent / "tasks" / "data" / "codeio.json"
 NOT_INSTALLED = (
     "CodeI/O needs the optional `reasoning-gym` package: "
     "pip install 'openenv-python-env[tasks]' (or: pip install reasoning-gym==0.1.25)"
@@ -319,6 +319,10 @@ class Setup:
             cache_dir=str(settings.cache_path),
         )
 
+    def load(self) -> list[Task]:
+        """The kept problems as tasks (the bank calls this: it imports nothing above it)."""
+        return load_codeio(self)
+
     def provides(self, module: str) -> bool:
         dist = _DISTRIBUTIONS.get(module, module)
         return re.sub(r"[-_.]+", "-", dist).lower() in self.packages
@@ -328,7 +332,7 @@ class Setup:
 def _runtime(setting: str) -> tuple[str, str, frozenset[str], str]:
     """The sandbox runtime's interpreter, identity (version and packages) and packages,
     asked once per process."""
-    from ..sandbox_runtime import inspect
+    from .sandbox_runtime import inspect
 
     rt = inspect(setting)
     return rt.python, content_key(rt.version, rt.packages), frozenset(rt.packages), rt.version
@@ -523,7 +527,13 @@ def load_codeio(
     return tasks
 
 
-_BUILDER_FILES = ("codeio.py", "spec.py", "model.py", "source.py", "families/base.py")
+_BUILDER_FILES = (
+    "codeio.py",
+    "tasks/spec.py",
+    "tasks/model.py",
+    "tasks/source.py",
+    "tasks/families/base.py",
+)
 _FAST_FIELDS = tuple(
     f.name for f in dataclasses.fields(Task) if f.name not in ("reference_solution", "hidden_cases")
 )
@@ -743,8 +753,8 @@ def manifest_from(
     counts = collections.Counter(category(why) for _, why in dropped.values())
     return {
         "about": (
-            "CodeI/O problems kept by the quality gate of server/tasks/codeio.py "
-            "(`python -m python_env.server.tasks.codeio --rebuild-manifest`): "
+            "CodeI/O problems kept by the quality gate of server/codeio.py "
+            "(`python -m python_env.server.codeio --rebuild-manifest`): "
             "kept: [content hash, third-party modules]; dropped: [content hash, reason]"
         ),
         "source": f"{DISTRIBUTION} reasoning_gym/data/{DATA_FILE}",
@@ -794,9 +804,9 @@ def warm(setup: Setup, *, limit: int | None = None) -> tuple[int, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..config import Settings
+    from .config import Settings
 
-    parser = argparse.ArgumentParser(prog="python -m python_env.server.tasks.codeio")
+    parser = argparse.ArgumentParser(prog="python -m python_env.server.codeio")
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--rebuild-manifest", action="store_true", help="run the gate")
     action.add_argument("--warm", action="store_true", help="generate every kept task's inputs")
