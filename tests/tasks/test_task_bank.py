@@ -155,14 +155,20 @@ def test_summaries_are_json_and_hold_no_hidden_data(bank: TaskBank) -> None:
 
 def test_a_variant_and_its_source_are_never_served_together() -> None:
     """A fix-syntax variant's starter is its source's hidden reference minus a colon
-    (found in review): the default bank has no variants, and with PYTHON_ENV_PROCEDURAL=1
-    the variants' sources are withheld."""
+    (found in review): the built-in bank alone has no variants; by default each CodeI/O
+    source is served as itself or as its variants; with PYTHON_ENV_PROCEDURAL=1 every
+    variant's source is withheld."""
 
     from python_env.server.config import Settings
     from python_env.server.runtime import served_bank
 
-    plain = served_bank(Settings.from_env({}))
+    plain = served_bank(Settings.from_env({"PYTHON_ENV_CODEIO": "0"}))
     assert len(plain) >= 100 and not any(t.source == "procedural" for t in plain)
+    # the default policy (mixed) serves half the CodeI/O sources as their variants
+    default = served_bank(Settings.from_env({}))
+    derived = [t for t in default if t.source == "procedural"]
+    assert len(derived) >= 1000
+    assert not {t.base_id for t in derived} & {t.id for t in default}
     mixed = served_bank(Settings.from_env({"PYTHON_ENV_PROCEDURAL": "1"}))
     variants = [t for t in mixed if t.source == "procedural"]
     assert len(variants) >= 80
