@@ -38,6 +38,7 @@ from .spawn import Child, ZygoteLost, pump
 
 if TYPE_CHECKING:
     from .host import Host
+    from .treebudget import RunGuard
 
 _STATUSES = ("ok", "error", "unserializable")
 
@@ -103,22 +104,43 @@ def _cases_once(
                 timed_out = pump([child], child.t0 + limits.wall_s, guard=guard)
             finally:
                 child.close()
+    return _finish(child, guard, limits, timed_out, n, got, bad, state["load_error"], noun="case")
+
+
+def _finish(
+    child: Child,
+    guard: RunGuard | None,
+    limits: Limits,
+    timed_out: bool,
+    n: int,
+    got: dict[int, CaseOutcome],
+    bad: set[int],
+    load_error: str | None,
+    *,
+    noun: str,
+    refused: int | None = None,
+) -> tuple[CasesResult, bool]:
+    """Each of the `n` cases' outcome once the child is done: the load error, a conflict,
+    its answer, "too large" (from index `refused` on: never sent) or why it went
+    unanswered; then the run's result."""
     code, sig = child.status()
     timed_out = timed_out or hit_cpu_limit(sig, child.cpu_ms, limits)
     timed_out = timed_out or (guard is not None and guard.cpu_hit)
-    tree_memory = guard is not None and guard.memory_exceeded
-    load_error = state["load_error"]
     outcomes: list[CaseOutcome] = []
     for i in range(n):
         if load_error is not None:
             outcomes.append(CaseOutcome("error", None, load_error))
         elif i in bad:
-            outcomes.append(CaseOutcome("error", None, "conflicting results for this case"))
+            outcomes.append(CaseOutcome("error", None, f"conflicting results for this {noun}"))
         elif i in got:
             outcomes.append(got[i])
+        elif refused is not None and i >= refused:
+            outcomes.append(CaseOutcome("error", None, "arguments too large to pass"))
         else:
             outcomes.append(_unanswered(child, code, sig, timed_out))
-    return _result(child, outcomes, load_error, timed_out, tree_memory)
+    return _result(
+        child, outcomes, load_error, timed_out, guard is not None and guard.memory_exceeded
+    )
 
 
 def _unanswered(child: Child, code: int | None, sig: int | None, timed_out: bool) -> CaseOutcome:
@@ -286,24 +308,17 @@ def _calls_once(
                 timed_out = pump([child], child.t0 + limits.wall_s, guard=guard)
             finally:
                 child.close()
-    code, sig = child.status()
-    timed_out = timed_out or hit_cpu_limit(sig, child.cpu_ms, limits)
-    timed_out = timed_out or (guard is not None and guard.cpu_hit)
-    load_error = state["load_error"]
-    outcomes: list[CaseOutcome] = []
-    for k in range(n):
-        if load_error is not None:
-            outcomes.append(CaseOutcome("error", None, load_error))
-        elif k in bad:
-            outcomes.append(CaseOutcome("error", None, "conflicting results for this call"))
-        elif k in got:
-            outcomes.append(got[k])
-        elif k >= state["refused"]:
-            outcomes.append(CaseOutcome("error", None, "arguments too large to pass"))
-        else:
-            outcomes.append(_unanswered(child, code, sig, timed_out))
-    return _result(
-        child, outcomes, load_error, timed_out, guard is not None and guard.memory_exceeded
+    return _finish(
+        child,
+        guard,
+        limits,
+        timed_out,
+        n,
+        got,
+        bad,
+        state["load_error"],
+        noun="call",
+        refused=state["refused"],
     )
 
 
