@@ -33,9 +33,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import httpx  # noqa: E402
 from common import Session, machine, summarize_ms, write_json  # noqa: E402
-from python_env.server.launcher import free_port, run_server  # noqa: E402
+from python_env.server.launcher import (  # noqa: E402
+    free_port,
+    run_server,
+    stop_process,
+    wait_healthy,
+)
 
 TARGET_MS = 0.2  # python_env's kernel step may cost at most this much over the floor
 TRIVIAL = "print(1 + 1)"
@@ -92,24 +96,10 @@ def serve(argv: list[str], cwd: str | None = None, **env: str) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{argv} exited with {proc.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{argv} not healthy after 120 s")
-            time.sleep(0.1)
+        wait_healthy(proc, url, 120, what=str(argv))
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
 
 

@@ -25,7 +25,6 @@ import ctypes
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from ..server.launcher import free_port, stop_process
 
 NAMESPACE = "python_env"
 ACTOR_PREFIX = "python-env-replica-"
@@ -68,12 +69,6 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 class ReplicaServer:
     """A Ray actor holding one python_env server on its node (see the module)."""
 
@@ -85,7 +80,7 @@ class ReplicaServer:
         self._name = name
         self._host = host or ray.util.get_node_ip_address()
         self._node_id = ray.get_runtime_context().get_node_id()
-        self._port = _free_port(self._host)
+        self._port = free_port(self._host)
         self._env = {**os.environ, **env}
         self._startup_timeout_s = startup_timeout_s
         self._restarts = 0
@@ -116,7 +111,7 @@ class ReplicaServer:
         """Stop the server (the actor is killed by the caller afterwards)."""
         self._stopping.set()
         with self._lock:
-            _terminate(self._process)
+            stop_process(self._process)
         with contextlib.suppress(OSError):
             self._log_path.unlink()
 
@@ -133,7 +128,7 @@ class ReplicaServer:
         deadline = time.monotonic() + self._startup_timeout_s
         while not self._healthy():
             if process.poll() is not None or time.monotonic() > deadline:
-                _terminate(process)
+                stop_process(process)
                 raise RuntimeError(
                     f"python_env server on {self.url} did not start: {self.log_tail()}"
                 )
@@ -153,23 +148,13 @@ class ReplicaServer:
             failed = 0 if exited or self._healthy() else failed + 1
             if (exited or failed >= FAILED_CHECKS) and not self._stopping.is_set():
                 with self._lock:
-                    _terminate(self._process)
+                    stop_process(self._process)
                     try:
                         self._process = self._start()
                         self._restarts += 1
                     except RuntimeError:
                         continue  # tried again at the next check
                 failed = 0
-
-
-def _terminate(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # -- the driver's side -------------------------------------------------------------------

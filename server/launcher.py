@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,10 +56,43 @@ def sandbox_root(tmpdir: str) -> str | None:
     return roots[0] if len(roots) == 1 else None
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def wait_healthy(
+    process: subprocess.Popen,
+    url: str,
+    timeout_s: float,
+    what: str = "server",
+    detail: Callable[[], str] = lambda: "",
+) -> None:
+    """Return once `url`/health answers 200; RuntimeError if `process` exits first or
+    the time is up (the message: `what`, then `detail()`, e.g. the log's tail)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}{detail()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} not healthy after {timeout_s:.0f} s{detail()}")
+        time.sleep(0.1)
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout_s`; reaped either way
+    (a server gets the time to close its sessions and sandbox before it is killed)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @dataclass
@@ -113,26 +146,12 @@ def run_server(
             stderr=subprocess.STDOUT,
         )
     server = Server(f"http://127.0.0.1:{port}", process, Path(log.name))
-    deadline = time.monotonic() + startup_timeout_s
     try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode}: {server.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"server not healthy after {startup_timeout_s:.0f} s: {server.log_tail()}"
-                )
-            time.sleep(0.1)
+        wait_healthy(
+            process, server.url, startup_timeout_s, detail=lambda: f": {server.log_tail()}"
+        )
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         with contextlib.suppress(OSError):
             server.log_path.unlink()
