@@ -28,19 +28,34 @@ class Closable(Protocol):
 
 _lock = threading.Lock()
 _envs: dict[str, Closable] = {}
+_played: dict[int, int] = {}
+"""id(env) -> how many keys of `_envs` hold it: `connected` without a scan (an id is
+stable while the environment is held here)."""
+
+
+def _forget(env: Closable) -> None:
+    n = _played.pop(id(env)) - 1
+    if n:
+        _played[id(env)] = n
 
 
 def register(key: str, env: Closable) -> None:
     with _lock:
-        if key not in _envs:
+        old = _envs.get(key)
+        if old is None:
             metrics.add("sessions")
+        else:
+            _forget(old)
         _envs[key] = env
+        _played[id(env)] = _played.get(id(env), 0) + 1
 
 
 def take(key: str) -> Closable | None:
     """The environment of connection `key`, forgotten here (None if it never reset)."""
     with _lock:
         env = _envs.pop(key, None)
+        if env is not None:
+            _forget(env)
     if env is not None:
         metrics.add("sessions", -1)
     return env
@@ -49,7 +64,7 @@ def take(key: str) -> Closable | None:
 def connected(env: Closable) -> bool:
     """Is `env` played by a live WebSocket connection (so only its departure closes it)?"""
     with _lock:
-        return any(e is env for e in _envs.values())
+        return id(env) in _played
 
 
 def count() -> int:
