@@ -229,9 +229,9 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
                 observation = self._act(action)
         except SandboxError as exc:
             metrics.add("infrastructure_faults_total")
+            self._state = before  # nothing recorded, no step spent: the client may retry
             if self._closed:
                 raise ActionError("SESSION_CLOSED", "this session was closed mid-step") from None
-            self._state = before  # nothing recorded, no step spent: the client may retry
             raise ActionError(
                 "SANDBOX_UNAVAILABLE", f"the sandbox could not serve this step; retry: {exc}"
             ) from None
