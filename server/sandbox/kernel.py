@@ -11,9 +11,8 @@ Idle kernels are parked, never killed: a session's variables are its state, and 
 general way exists to save and restore a live interpreter (open files, threads,
 generators, C objects), so a kernel's process lives as long as its session. What an idle
 kernel does not need is let go: after `PARKER.after_s` without a cell, the server closes
-its epoll set and its budget's counter and OOM fds (nothing runs between cells: a tree
-that left work behind is frozen), keeping only the control and exit sockets and the
-pidfd. The next cell takes them back first (~0.1 ms). This is what lets thousands of
+its budget's counter and OOM fds (nothing runs between cells: a tree that left work
+behind is frozen), keeping only the control and exit sockets and the pidfd. The next cell takes them back first (~0.1 ms). This is what lets thousands of
 sessions fit in the open-file limit (see benchmarks/README.md, bench_sessions): at most
 `PARKER.capacity` kernels are awake at once (sized from that limit and the number of
 sessions); a cell that finds none free parks the longest-idle awake kernels, or waits
@@ -23,10 +22,10 @@ for a running cell to end (SANDBOX_UNAVAILABLE, retryable, if none ends in time)
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import resource
-import select
 import socket
 import threading
 import time
@@ -38,6 +37,7 @@ from . import meter as metrics
 from .budget import CgroupBudget
 from .caps import KILL_GRACE_S
 from .capture import StreamCap, parse_line, read_some
+from .ioloop import Watch, serve
 from .records import Limits, RunResult, SandboxError, run_result
 from .spawn import ZygoteLost, devnull, memfd, sigkill
 from .syscalls import process_cpu_s
@@ -78,41 +78,24 @@ class _Proc:
         self.frozen = False
         self.pidfd: int | None = os.pidfd_open(self.pid)
         self.exit: dict[str, Any] | None = None
+        # A cell's I/O (ioloop): the control and exit sockets are watched for good (a
+        # poll set holds no fd, so a parked kernel keeps it), a cell adds its pipes.
+        self.watch = Watch()
+        self.watch.add(self.ctl.fileno(), self._on_reply)
+        self.watch.add(self.status.fileno(), self._on_status)
+        self.reply: dict[str, Any] | None = None  # the harness's answer to this cell
+        self.stopped = False  # by the loop's rules: then only the exit ends the cell
         self._fd_lock = threading.Lock()  # kill() may come from another thread
-        try:
-            self.poller: select.epoll | None = self._poller()
-        except BaseException:
-            self.poller, self.parked, self.awake, self.counted = None, False, False, False
-            self.close()
-            raise
         self.parked = False
         self.awake = True  # holds one of PARKER's permits (taken by Kernel.run)
         self.counted = True
         metrics.add("kernel_starts_total")
         metrics.add("kernels", 1, "state", "alive")
 
-    def _poller(self) -> select.epoll:
-        """One epoll set per kernel with its own channels in it for good (a cell adds
-        its two pipes; closing them takes them out): no selector built per cell."""
-        poller = select.epoll()
-        try:
-            poller.register(self.ctl, select.EPOLLIN)
-            poller.register(self.status, select.EPOLLIN)
-            oom_fd = getattr(self.budget, "oom_fd", None)
-            if oom_fd is not None:
-                poller.register(oom_fd, select.EPOLLIN)
-        except BaseException:
-            poller.close()
-            raise
-        return poller
-
     def park(self) -> None:
         """Idle: close every fd the next cell can reopen (see the module docstring)."""
         if self.parked or self.exit is not None:
             return
-        if self.poller is not None:
-            self.poller.close()
-            self.poller = None
         if isinstance(self.budget, CgroupBudget):
             self.budget.cg.release_fds()
             self.budget.oom_fd = None
@@ -131,7 +114,6 @@ class _Proc:
         try:
             if isinstance(self.budget, CgroupBudget):
                 self.budget.oom_fd = self.budget.cg.oom_eventfd()
-            self.poller = self._poller()
         except OSError as e:  # e.g. out of fds: the kernel and its state are untouched
             if isinstance(self.budget, CgroupBudget):
                 self.budget.cg.release_fds()
@@ -140,6 +122,35 @@ class _Proc:
         self.parked = False
         self.awake = True
         metrics.add("kernels", -1, "state", "parked")
+
+    def _on_reply(self) -> None:
+        try:
+            msg = self.ctl.recv(1 << 16)
+        except OSError:
+            msg = b""
+        self.reply = parse_line(msg) if msg else None
+        if self.reply is None:  # the cell broke the control channel: the exit decides
+            self.watch.remove(self.ctl.fileno())
+            self.kill()
+
+    def _on_status(self) -> None:
+        self.poll_exit(KILL_GRACE_S)
+
+    def on_pipe(self, fd: int, cap: StreamCap) -> None:
+        data = read_some(fd)
+        if data:
+            cap.feed(data)
+            if cap.flooding:
+                self.kill()
+        elif data == b"":
+            self.watch.remove(fd)
+
+    def cell_done(self) -> bool:
+        return self.exit is not None or (self.reply is not None and not self.stopped)
+
+    def stop(self, why: str) -> None:
+        self.stopped = True
+        self.kill()
 
     def cpu_s(self) -> float | None:
         return process_cpu_s(self.pid)
@@ -172,9 +183,7 @@ class _Proc:
         self._let_go()
         self.kill()
         self.poll_exit(KILL_GRACE_S)
-        if self.poller is not None:
-            self.poller.close()
-            self.poller = None
+        self.watch.clear()
         for s in (self.ctl, self.status):
             s.close()
         with self._fd_lock:
@@ -317,8 +326,7 @@ class Kernel:
         guard = p.guard(lim)
         t0 = time.monotonic()
         cpu0 = p.cpu_s()
-        reply: dict[str, Any] | None = None
-        timed_out = False
+        p.reply, p.stopped = None, False
         try:
             socket.send_fds(p.ctl, [b"run"], [pay, sin, out_w, err_w])
         except OSError:
@@ -326,47 +334,11 @@ class Kernel:
         finally:
             for fd in (pay, sin, out_w, err_w):
                 os.close(fd)
-        sel = p.poller
-        assert sel is not None  # unparked by run()
-        ctl_fd, status_fd = p.ctl.fileno(), p.status.fileno()
-        caps = {out_r: out, err_r: err}
-        sel.register(out_r, select.EPOLLIN)
-        sel.register(err_r, select.EPOLLIN)
-        deadline = t0 + lim.wall_s
+        p.watch.add(out_r, functools.partial(p.on_pipe, out_r, out))
+        p.watch.add(err_r, functools.partial(p.on_pipe, err_r, err))
         try:
-            while reply is None and p.exit is None:
-                now = time.monotonic()
-                left = deadline - now
-                if left <= 0 or (guard is not None and guard.check_cpu(now)):
-                    timed_out = True
-                    p.kill()
-                    p.poll_exit(KILL_GRACE_S)
-                    break
-                wait = left if guard is None else max(0.0, min(left, guard.next_check - now))
-                for fd, _ in sel.poll(wait):
-                    if fd in caps:
-                        data = read_some(fd)
-                        if data:
-                            caps[fd].feed(data)
-                            if caps[fd].flooding:
-                                p.kill()
-                        elif data == b"":
-                            sel.unregister(fd)
-                    elif fd == ctl_fd:
-                        try:
-                            msg = p.ctl.recv(1 << 16)
-                        except OSError:
-                            msg = b""
-                        reply = parse_line(msg) if msg else None
-                        if reply is None:  # the cell broke the control channel
-                            p.kill()
-                            p.poll_exit(KILL_GRACE_S)
-                    elif fd == status_fd:
-                        p.poll_exit(KILL_GRACE_S)
-                    elif guard is not None:  # the OOM fd: the tree hit its memory budget
-                        guard.on_oom()
-                        p.kill()
-                        p.poll_exit(KILL_GRACE_S)
+            timed_out = serve(p.watch, t0 + lim.wall_s, done=p.cell_done, kill=p.stop, guard=guard)
+            timed_out = timed_out or (guard is not None and guard.cpu_hit)
             for fd, cap in ((out_r, out), (err_r, err)):
                 for _ in range(64):
                     data = read_some(fd)
@@ -374,8 +346,9 @@ class Kernel:
                         break
                     cap.feed(data)
         finally:
-            os.close(out_r)  # and with it out of the epoll set
-            os.close(err_r)
+            for fd in (out_r, err_r):
+                p.watch.remove(fd)
+                os.close(fd)
         wall = (time.monotonic() - t0) * 1000
         if p.exit is not None:
             used = float(p.exit.get("utime", 0)) + float(p.exit.get("stime", 0))
@@ -396,7 +369,7 @@ class Kernel:
             status=(p.exit or {}).get("exit"),
             out=out,
             err=err,
-            reply=reply or {},
+            reply=p.reply or {},
             limits=lim,
             timed_out=timed_out,
             wall_ms=wall,
@@ -408,7 +381,7 @@ class Kernel:
 
 
 FDS_PER_SESSION = 4  # a WebSocket and a parked kernel: control and exit sockets, pidfd
-FDS_PER_AWAKE = 10  # an awake kernel's epoll, OOM and counter fds, and a cell's pipes
+FDS_PER_AWAKE = 9  # an awake kernel's OOM and counter fds, and a cell's pipes
 ADMIT_WAIT_S = 60.0  # how long a cell may wait for an awake kernel's permit (+ its wall)
 
 

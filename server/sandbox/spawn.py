@@ -4,10 +4,9 @@ it, and pump their pipes (capped) until they exit or the wall deadline passes.""
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
-import math
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -19,6 +18,7 @@ from typing import Any
 
 from . import caps
 from .capture import LineReader, StreamCap, parse_line, read_some
+from .ioloop import Watch, serve
 from .isolation import BASE_ENV
 from .records import SandboxError, decode_status
 from .treebudget import RunGuard
@@ -429,22 +429,6 @@ class Child:
             self.kill("result channel overflow")
 
 
-class _Watch:
-    """The fds a pump polls, each with what it is."""
-
-    def __init__(self) -> None:
-        self.poll = select.poll()
-        self.what: dict[int, tuple[Child | None, str]] = {}
-
-    def add(self, fd: int, child: Child | None, what: str) -> None:
-        self.what[fd] = (child, what)
-        self.poll.register(fd, select.POLLIN)
-
-    def unregister(self, fd: int | None) -> None:
-        if fd is not None and self.what.pop(fd, None) is not None:
-            self.poll.unregister(fd)
-
-
 def pump(
     children: list[Child],
     deadline: float,
@@ -452,60 +436,39 @@ def pump(
     guard: RunGuard | None = None,
 ) -> bool:
     """Serve the children's pipes until all have exited (or `stop()`); SIGKILL them all
-    at the deadline, or when their tree (`guard`) hits its memory or CPU budget.
-    Returns True if the deadline was hit. (poll(2): no epoll set to make and tear down
-    per run.)"""
-    watch = _Watch()
-    if guard is not None and guard.oom_fd is not None:
-        watch.add(guard.oom_fd, None, "oom")
+    at the deadline, or when their tree (`guard`) hits its memory or CPU budget (the
+    rules are `ioloop.serve`'s). Returns True if the deadline was hit."""
+    watch = Watch()
     for c in children:
         if c.exit is not None:
             continue
         assert c.reply is not None and c.out_r is not None
         assert c.err_r is not None and c.res_r is not None
-        watch.add(c.out_r, c, "out")
-        watch.add(c.err_r, c, "err")
-        watch.add(c.res_r, c, "res")
-        watch.add(c.reply.fileno(), c, "exit")
-    timed_out = False
-    while any(c.exit is None for c in children) and not (stop and stop()):
-        now = time.monotonic()
-        left = deadline - now
-        if guard is not None and not timed_out and guard.check_cpu(now):
-            for c in children:
-                c.kill("CPU budget")
-        if left <= 0:
-            if timed_out:  # the zygote never told us: give up on it
-                for c in children:
-                    if c.exit is None:
-                        c.exit, c.t1 = {"exit": None}, time.monotonic()
-                break
-            timed_out = True
-            for c in children:
-                c.kill("timeout")
-            deadline = time.monotonic() + caps.KILL_GRACE_S
-            continue
-        wait = left if guard is None else max(0.0, min(left, guard.next_check - now))
-        for fd, _ in watch.poll.poll(math.ceil(wait * 1000)):
-            if fd not in watch.what:
-                continue
-            owner, what = watch.what[fd]
-            if what == "oom":
-                assert guard is not None
-                guard.on_oom()
-                for c in children:
-                    c.kill("memory limit")
-            elif what == "exit":
-                assert owner is not None
-                _on_exit(owner, watch)
-            elif owner is not None and owner.exit is None:  # after the exit notice: drained
-                _on_data(owner, what, watch)
+        for what, fd in (("out", c.out_r), ("err", c.err_r), ("res", c.res_r)):
+            watch.add(fd, functools.partial(_on_data, c, what, watch))
+        watch.add(c.reply.fileno(), functools.partial(_on_exit, c, watch))
+
+    def done() -> bool:
+        return all(c.exit is not None for c in children) or (stop is not None and stop())
+
+    def kill(why: str) -> None:
+        for c in children:
+            c.kill(why)
+
+    try:
+        timed_out = serve(watch, deadline, done=done, kill=kill, guard=guard)
+    finally:
+        watch.clear()
+    if not done():  # the zygote never told us: give up on it
+        for c in children:
+            if c.exit is None:
+                c.exit, c.t1 = {"exit": None}, time.monotonic()
     return timed_out
 
 
-def _on_data(c: Child, what: str, watch: _Watch, drain: bool = False) -> None:
+def _on_data(c: Child, what: str, watch: Watch, drain: bool = False) -> None:
     fd = {"out": c.out_r, "err": c.err_r, "res": c.res_r}[what]
-    if fd is None:
+    if fd is None or (c.exit is not None and not drain):  # after the exit notice: drained
         return
     for _ in range(64 if drain else 1):
         data = read_some(fd)
@@ -513,7 +476,7 @@ def _on_data(c: Child, what: str, watch: _Watch, drain: bool = False) -> None:
             return
         if not data:
             if not drain:
-                watch.unregister(fd)
+                watch.remove(fd)
             return
         if what == "res":
             c._feed_lines(data)
@@ -525,7 +488,7 @@ def _on_data(c: Child, what: str, watch: _Watch, drain: bool = False) -> None:
                 return
 
 
-def _on_exit(c: Child, watch: _Watch) -> None:
+def _on_exit(c: Child, watch: Watch) -> None:
     try:
         msg = c.reply.recv(4096) if c.reply is not None else b""
     except OSError:
@@ -536,4 +499,4 @@ def _on_exit(c: Child, watch: _Watch) -> None:
     for what in ("out", "err", "res"):
         _on_data(c, what, watch, drain=True)
     for fd in (c.out_r, c.err_r, c.res_r, c.reply.fileno() if c.reply is not None else None):
-        watch.unregister(fd)
+        watch.remove(fd)
