@@ -12,7 +12,9 @@ measures, per variant:
   `time.process_time`) plus each slot's cgroup (`cpuacct.usage`: the zygote and every
   child it forked, exited ones included), or, without cgroups, the zygotes' CPU plus
   each run's own;
-- runs/s with 8 caller threads for `--seconds`.
+- runs/s with 8 caller threads for `--seconds`;
+- p50 latency and this process's CPU per cell of a warm kernel (`Sandbox.kernel()`,
+  the same code, `--runs` cells, no pause): the parent side of a session's step.
 
 Prints the median of each figure over the rounds, the ratio candidate/baseline, the
 load average, and writes benchmarks/results/sandbox.json. Not a test.
@@ -94,6 +96,24 @@ def latency_and_cpu(sb: Any, runs: int, gap_s: float) -> dict[str, float]:
     return {"p50_ms": statistics.median(ts), "cpu_ms": server + tree, "server_cpu_ms": server}
 
 
+def kernel_cells(sb: Any, runs: int) -> dict[str, float]:
+    k = sb.kernel()
+    try:
+        for _ in range(10):  # started and warm
+            assert k.run(CODE).stdout == "2\n"
+        ts: list[float] = []
+        t0 = time.process_time()
+        for _ in range(runs):
+            a = time.perf_counter()
+            r = k.run(CODE)
+            ts.append((time.perf_counter() - a) * 1000)
+            assert r.stdout == "2\n" and r.exit_code == 0, r
+        server = (time.process_time() - t0) * 1000 / runs
+    finally:
+        k.close()
+    return {"cell_p50_ms": statistics.median(ts), "cell_server_cpu_ms": server}
+
+
 def throughput(sb: Any, callers: int, seconds: float) -> float:
     count = [0] * callers
     stop = time.monotonic() + seconds
@@ -139,6 +159,7 @@ def main() -> None:
         for name in order:
             row = latency_and_cpu(variants[name], args.runs, args.gap_ms / 1000)
             row["runs_per_s_8"] = throughput(variants[name], 8, args.seconds)
+            row.update(kernel_cells(variants[name], args.runs))
             rows[name].append(row)
         loads.append(os.getloadavg()[0])
         print(
@@ -177,6 +198,8 @@ def main() -> None:
         "cpu_ms": "CPU per run, all processes (ms)",
         "server_cpu_ms": "  of which this process (ms)",
         "runs_per_s_8": "runs/s, 8 callers",
+        "cell_p50_ms": "kernel cell p50, warm kernel (ms)",
+        "cell_server_cpu_ms": "  this process's CPU per cell (ms)",
     }
     for k, label in labels.items():
         b, c = med["baseline"][k], med["candidate"][k]
