@@ -228,10 +228,10 @@ class PythonEnvironment(Environment[PythonAction, PythonObservation, PythonState
             with self.runtime.sandbox.owner(self):  # close() ends this step's runs at once
                 observation = self._act(action)
         except SandboxError as exc:
-            metrics.add("infrastructure_faults_total")
             self._state = before  # nothing recorded, no step spent: the client may retry
-            if self._closed:
+            if self._closed:  # e.g. its kernel was closed while it started: not a fault
                 raise ActionError("SESSION_CLOSED", "this session was closed mid-step") from None
+            metrics.add("infrastructure_faults_total")
             raise ActionError(
                 "SANDBOX_UNAVAILABLE", f"the sandbox could not serve this step; retry: {exc}"
             ) from None
