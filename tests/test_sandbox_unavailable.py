@@ -133,3 +133,29 @@ def test_after_a_fault_the_same_step_retried_on_a_working_sandbox_counts_once():
         assert env.state.step_count == 1 and obs.step_count == 1
     finally:
         env.close()
+
+
+def test_the_rollback_snapshot_is_whole():
+    """A step snapshots the state with a shallow copy to roll back a fault: right only
+    while every field is immutable (a list or a model in the state would be shared
+    between the snapshot and the state, and a fault would keep its change)."""
+    import types
+    import typing
+
+    from python_env.models import PythonState
+
+    immutable = {str, int, float, bool, type(None)}
+
+    def leaves(annotation: object) -> list[object]:
+        if typing.get_origin(annotation) is typing.Literal:
+            return [type(v) for v in typing.get_args(annotation)]
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            return [x for a in typing.get_args(annotation) for x in leaves(a)]
+        return [annotation]
+
+    mutable = {
+        name: field.annotation
+        for name, field in PythonState.model_fields.items()
+        if not set(leaves(field.annotation)) <= immutable
+    }
+    assert not mutable, mutable
