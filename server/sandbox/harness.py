@@ -409,12 +409,17 @@ def kernel_loop(ctl_fd: int) -> None:
     sys.path.insert(0, os.getcwd())
     devnull = os.open(os.devnull, os.O_RDWR)
     while True:
-        msg, fds, _, _ = socket.recv_fds(ctl, 1024, 4)
-        if not msg or len(fds) != 4:
+        # b"I" + the JSON payload, or b"M" with it in a memfd first; then stdin, stdout, stderr
+        msg, fds, _, _ = socket.recv_fds(ctl, caps.CODE_INLINE + 64, 4)
+        inline = msg[:1] == b"I"
+        if not msg or len(fds) != (3 if inline else 4):
             os._exit(0)
-        with os.fdopen(fds[0], "rb") as f:
-            payload = json.loads(f.read())
-        for target, fd in zip((0, 1, 2), fds[1:], strict=True):
+        if inline:
+            payload = json.loads(msg[1:])
+        else:
+            payload = json.loads(os.pread(fds[0], os.fstat(fds[0]).st_size, 0))
+            os.close(fds.pop(0))
+        for target, fd in zip((0, 1, 2), fds, strict=True):
             os.dup2(fd, target)
             os.close(fd)
         setup_stdio()

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import meter as metrics
 from .budget import CgroupBudget
-from .caps import KILL_GRACE_S
+from .caps import CODE_INLINE, KILL_GRACE_S
 from .capture import StreamCap, parse_line, read_some
 from .ioloop import Watch, serve
 from .records import Limits, RunResult, SandboxError, run_result
@@ -321,18 +321,23 @@ class Kernel:
         err_r, err_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         os.set_blocking(out_w, True)
         os.set_blocking(err_w, True)
-        pay = memfd(payload)
         sin = memfd(stdin.encode()) if stdin else os.dup(devnull())
+        fds = [sin, out_w, err_w]
+        if len(payload) <= CODE_INLINE:  # in the message itself: no memfd to make and read
+            msg = b"I" + payload
+        else:
+            msg = b"M"
+            fds.insert(0, memfd(payload))
         guard = p.guard(lim)
         t0 = time.monotonic()
         cpu0 = p.cpu_s()
         p.reply, p.stopped = None, False
         try:
-            socket.send_fds(p.ctl, [b"run"], [pay, sin, out_w, err_w])
+            socket.send_fds(p.ctl, [msg], fds)
         except OSError:
             p.kill()
         finally:
-            for fd in (pay, sin, out_w, err_w):
+            for fd in fds:
                 os.close(fd)
         p.watch.add(out_r, functools.partial(p.on_pipe, out_r, out))
         p.watch.add(err_r, functools.partial(p.on_pipe, err_r, err))

@@ -30,6 +30,22 @@ def test_state_persists_and_trailing_expression_echoes(sb: Sandbox) -> None:
         k.close()
 
 
+def test_cells_past_the_inline_limit_come_in_a_memfd(sb: Sandbox) -> None:
+    """A cell's code up to CODE_INLINE travels in its message, larger in a memfd: both
+    run, in the same namespace, with stdin."""
+    from python_env.server.sandbox.caps import CODE_INLINE
+
+    k = sb.kernel(K)
+    try:
+        big = "x = " + repr("a" * (CODE_INLINE + 10)) + "\nprint(len(x))\n"
+        r = k.run(big, stdin="in\n")
+        assert r.exit_code == 0 and r.stdout == f"{CODE_INLINE + 10}\n", r
+        r = k.run("print(len(x), input())", stdin="small\n")
+        assert r.stdout == f"{CODE_INLINE + 10} small\n" and not r.kernel_restarted, r
+    finally:
+        k.close()
+
+
 def test_stdin_files_and_output_cap(sb: Sandbox) -> None:
     with_k = sb.kernel(K)
     try:
