@@ -64,7 +64,12 @@ def get_runtime() -> Runtime:
                 store=Store(settings.cache_path),
                 runtime_tag=f"{agent.python} {agent.version}",
             )
-            _runtime = Runtime(settings, sandbox, served_bank(settings), grader, agent)
+            bank = served_bank(settings)
+            # The bank's digest (in /metadata) builds every lazy task: off the start path
+            # and off the first request's, in the background (a request that comes first
+            # waits for the same computation).
+            threading.Thread(target=bank.digest, name="bank-digest", daemon=True).start()
+            _runtime = Runtime(settings, sandbox, bank, grader, agent)
         return _runtime
 
 

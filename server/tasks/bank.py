@@ -101,6 +101,7 @@ class TaskBank:
         self._lock = threading.Lock()
         self._views: _Views | None = None
         self._digest: str | None = None
+        self._digest_lock = threading.Lock()  # one computation, however many ask at once
         self.withheld = 0
         """Sources this bank leaves out because their variants are served instead."""
         self.extend(tasks)
@@ -262,14 +263,17 @@ class TaskBank:
 
     def digest(self) -> str:
         """A hash of the bank as graded (every task's `grading_hash`, by id): scores from
-        banks with different digests are not comparable."""
-        if self._digest is None:
-            h = hashlib.sha256()
-            for task_id in sorted(self._entries):
-                known = self._entries[task_id].grading_hash
-                h.update(f"{task_id}\0{known or self.get(task_id).grading_hash()}\n".encode())
-            self._digest = h.hexdigest()
-        return self._digest
+        banks with different digests are not comparable. Builds every task whose entry
+        does not know its hash (seconds for the default bank: its variants are made from
+        their sources), so the server warms it in the background at start."""
+        with self._digest_lock:
+            if self._digest is None:
+                h = hashlib.sha256()
+                for task_id in sorted(self._entries):
+                    known = self._entries[task_id].grading_hash
+                    h.update(f"{task_id}\0{known or self.get(task_id).grading_hash()}\n".encode())
+                self._digest = h.hexdigest()
+            return self._digest
 
     def summaries(self) -> list[dict[str, Any]]:
         """Public one-line descriptions (no hidden data), in bank order."""

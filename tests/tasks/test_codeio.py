@@ -262,16 +262,16 @@ def test_a_served_task_scores_its_reference_and_not_its_starter(
 ) -> None:
     load_codeio(_with_cache(setup, tmp_path))  # the store the server starts from
     with run_server(PYTHON_ENV_CODEIO="1", PYTHON_ENV_CACHE_DIR=str(tmp_path)) as server:
-        meta = httpx.get(f"{server.url}/metadata").json()
+        meta = httpx.get(f"{server.url}/metadata", timeout=120).json()  # builds the digest
         assert sum(sum(d.values()) for d in meta["task_counts"].values()) >= len(manifest["kept"])
-        rows = httpx.get(f"{server.url}/tasks").json()
+        rows = httpx.get(f"{server.url}/tasks", timeout=60).json()
         listed = {t["id"] for t in rows}
         # each kept problem is served, as itself or (the variants policy) as its variants
         assert set(manifest["kept"]) <= listed | {t.get("base_id") for t in rows}
         task_id = next(i for i in _kept(manifest, needs=False, n=40) if i in listed)
         reference = problems[task_id].code
 
-        body = httpx.post(f"{server.url}/reset", json={"task_id": task_id}).json()
+        body = httpx.post(f"{server.url}/reset", json={"task_id": task_id}, timeout=60).json()
         info = body["observation"]["task"]
         assert info["task_id"] == task_id and info["entry_point"] == "main_solution"
         assert "main_solution(" in info["statement"]
