@@ -463,11 +463,15 @@ class _Parker:
             time.sleep(min(max(self.after_s / 4, 0.05), 1.0))
             if self.after_s <= 0:
                 continue
-            since = time.monotonic() - self.after_s
-            with self._lock:
-                kernels = list(self._kernels)
-            for k in kernels:
-                k.park_if_idle(since)
+            self._park_idle(time.monotonic() - self.after_s)
+
+    def _park_idle(self, since: float) -> None:
+        """One pass, in a frame of its own: a list of kernels kept in the loop's frame
+        between passes held each one alive into the next pass's list, for ever."""
+        with self._lock:
+            kernels = list(self._kernels)
+        for k in kernels:
+            k.park_if_idle(since)
 
 
 PARKER = _Parker()

@@ -132,3 +132,23 @@ def test_cell_that_breaks_the_control_channel(sb: Sandbox) -> None:
         assert k.run("print(1)").stdout == "1\n"
     finally:
         k.close()
+
+
+def test_a_closed_kernel_is_freed_while_the_parker_runs(sb: Sandbox) -> None:
+    """The parker's passes must not keep kernels alive (a list held between passes once
+    copied every kernel into the next pass's list: every Kernel ever made stayed)."""
+    import gc
+    import time
+    import weakref
+
+    k = sb.kernel(K)
+    assert k.run("x = 1").exit_code == 0
+    time.sleep(1.2)  # past a pass of the parker (every 0.5 s at its default)
+    k.close()
+    ref = weakref.ref(k)
+    del k
+    deadline = time.monotonic() + 10
+    while ref() is not None and time.monotonic() < deadline:
+        time.sleep(0.3)
+        gc.collect()
+    assert ref() is None
