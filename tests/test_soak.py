@@ -30,7 +30,9 @@ def _soak_module():
 def test_after_a_random_soak_the_server_holds_exactly_what_it_held_idle() -> None:
     out = _soak_module().run(SOAK_S, chaos=8, good=2, seed=1234, rounds=2)
     idle, after, tally = out["idle"], out["after"], out["tally"]
-    print({"cold": out["cold"], "rounds": out["rounds"], "tally": tally})
+    figures = ("processes", "fds", "pss", "server_pss")
+    print({"cold": out["cold"], "idle": {k: idle[k] for k in figures}, "rounds": out["rounds"]})
+    print({"tally": tally})
     assert tally["good_steps"] > 50 and tally["good_errors"] == [], tally["good_errors"][:3]
     assert tally["departures"] > 0 and tally["idles"] > 0 and tally["closes"] > 0, tally
     assert after["workdirs"] == [], after["workdirs"][:10]
