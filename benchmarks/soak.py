@@ -4,7 +4,16 @@ well-behaved sessions that must get every step answered. Afterwards the server m
 back to exactly what it had idle: its processes, no working directories, its open
 files, and memory within 10 % (the session lifecycle issue's accounting test).
 
-    python benchmarks/soak.py --seconds 3600        # the long soak (figures in the README)
+    python benchmarks/soak.py --seconds 3600 --rounds 4   # the long soak (README figures)
+
+"Idle" is the server after a warm-up: the same mix at the same concurrency for
+`--warm` seconds, then a quiet pause past the reaper's timeout. What a server opens or
+grows once, on first use, is there by then and so is not counted as a leak: the
+counter file each sandbox slot keeps open from its first run, the shared /dev/null,
+the executor threads and the allocator's arenas and free lists they fill. What a
+longer soak adds is. `cold` is the same snapshot after only a 3 s warm-up (reported,
+not checked), and `rounds` splits the soak into settled parts, so a leak shows as a
+figure that keeps growing from round to round while a warm-up does not.
 
 `tests/test_soak.py` runs it for about a minute. Every loop is bounded in count and
 time; everything stays on 127.0.0.1.
@@ -49,13 +58,14 @@ class Tally:
 def snapshot(server: Server, root: str | None) -> dict[str, Any]:
     """What the server holds: its process tree, its fds, its memory, the workdirs."""
     pids = [server.pid, *descendants(server.pid)]
-    fds = len(os.listdir(f"/proc/{server.pid}/fd"))
-    pss = 0
+    files = open_files(server.pid)
+    pss = server_pss = 0
     for pid in pids:
         with contextlib.suppress(OSError), open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
                 if line.startswith("Pss:"):
                     pss += int(line.split()[1]) * 1024
+                    server_pss += int(line.split()[1]) * 1024 if pid == server.pid else 0
     workdirs = []
     if root is not None:
         for dirpath, dirnames, filenames in os.walk(root):
@@ -65,7 +75,36 @@ def snapshot(server: Server, root: str | None) -> dict[str, Any]:
             else:
                 workdirs.extend(n for n in filenames)
                 workdirs.extend(n for n in dirnames if not _is_area(n))
-    return {"processes": len(pids), "fds": fds, "pss": pss, "workdirs": sorted(workdirs)}
+    return {
+        "processes": len(pids),
+        "fds": len(files),
+        "pss": pss,
+        "server_pss": server_pss,
+        "workdirs": sorted(workdirs),
+        "files": files,
+    }
+
+
+def open_files(pid: int) -> list[str]:
+    """What the process's fds point at, sorted; sockets, pipes and anonymous inodes by
+    kind only (their numbers differ between two snapshots of the same state)."""
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            out.append(target.split(":[")[0] if ":[" in target else target)
+    return sorted(out)
+
+
+def files_changed(idle: dict[str, Any], now: dict[str, Any]) -> dict[str, list[str]]:
+    """The open files `now` holds beyond `idle`'s (added) and the ones it lost (gone)."""
+    added, gone = list(now["files"]), []
+    for f in idle["files"]:
+        if f in added:
+            added.remove(f)
+        else:
+            gone.append(f)
+    return {"added": added, "gone": gone}
 
 
 def _is_area(name: str) -> bool:
@@ -168,23 +207,60 @@ async def soak(server: Server, seconds: float, chaos: int, good: int, seed: int)
     return tally
 
 
-def run(seconds: float, chaos: int = 8, good: int = 2, seed: int = 0) -> dict[str, Any]:
-    """Start a server, measure it idle, soak it, and measure it again once settled."""
+WARM_S = 20.0
+"""The warm-up before "idle" is measured (the soak's own mix and concurrency)."""
+
+
+def run(
+    seconds: float,
+    chaos: int = 8,
+    good: int = 2,
+    seed: int = 0,
+    rounds: int = 1,
+    warm_s: float = WARM_S,
+) -> dict[str, Any]:
+    """Start a server, warm it up, measure it idle, soak it (in `rounds` parts, each
+    followed by a settled snapshot), and measure it again once settled."""
     import tempfile
 
     tmpdir = tempfile.mkdtemp(prefix="python_env_soak_")
     os.chmod(tmpdir, 0o755)
+    pause = float(SERVER_ENV["SESSION_TIMEOUT_S"]) + 3  # past the reaper's timeout
     with run_server(TMPDIR=tmpdir, **SERVER_ENV) as server:
         root = settle(lambda: sandbox_root(tmpdir))
-        asyncio.run(soak(server, 3.0, chaos=2, good=1, seed=seed + 1))  # warm everything
-        time.sleep(float(SERVER_ENV["SESSION_TIMEOUT_S"]) + 3)
+        asyncio.run(soak(server, 3.0, chaos=2, good=1, seed=seed + 1))
+        time.sleep(pause)
+        cold = settle(lambda: _quiet(server, root), 30) or snapshot(server, root)
+        if warm_s > 0:
+            asyncio.run(soak(server, warm_s, chaos, good, seed + 2))
+            time.sleep(pause)
         idle = settle(lambda: _quiet(server, root), 30) or snapshot(server, root)
-        t0 = time.monotonic()
-        tally = asyncio.run(soak(server, seconds, chaos, good, seed))
-        took = time.monotonic() - t0
-        after = settle(lambda: _back_to(server, root, idle), 60) or snapshot(server, root)
+        tally, parts, took = Tally(), [], 0.0
+        for i in range(max(1, rounds)):
+            t0 = time.monotonic()
+            part = asyncio.run(soak(server, seconds / max(1, rounds), chaos, good, seed + 3 * i))
+            took += time.monotonic() - t0
+            for k, v in part.__dict__.items():
+                setattr(tally, k, getattr(tally, k) + v)
+            after = settle(lambda: _back_to(server, root, idle), 60) or snapshot(server, root)
+            parts.append({"seconds": round(took), **_brief(after)})
         log = server.log_tail(4000)
-    return {"idle": idle, "after": after, "tally": tally.__dict__, "seconds": took, "log": log}
+    return {
+        "cold": _brief(cold),
+        "idle": idle,
+        "after": after,
+        "rounds": parts,
+        "files_changed": files_changed(idle, after),
+        "tally": tally.__dict__,
+        "seconds": took,
+        "log": log,
+    }
+
+
+def _brief(snap: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in snap.items() if k not in ("files", "workdirs")} | {
+        "workdirs": len(snap["workdirs"])
+    }
 
 
 def _quiet(server: Server, root: str | None) -> dict[str, Any] | None:
@@ -213,9 +289,13 @@ def main() -> None:
     ap.add_argument("--chaos", type=int, default=8, help="chaotic session loops")
     ap.add_argument("--good", type=int, default=2, help="well-behaved sessions")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=1, help="settled snapshots in the soak")
+    ap.add_argument("--warm", type=float, default=WARM_S, help="warm-up seconds before idle")
     args = ap.parse_args()
-    out = run(args.seconds, args.chaos, args.good, args.seed)
+    out = run(args.seconds, args.chaos, args.good, args.seed, args.rounds, args.warm)
     out.pop("log")
+    out["idle"] = _brief(out["idle"])
+    out["after"] = {k: v for k, v in out["after"].items() if k != "files"}
     print(json.dumps(out, indent=2, default=str))
 
 

@@ -38,7 +38,7 @@ from ..models import (
     ResetOptions,
     TaskInfo,
 )
-from . import metrics, open_files
+from . import allocator, metrics, open_files
 from .config import Settings
 from .guard import OPEN_PATHS, Guard
 from .python_env_environment import ActionError, PythonEnvironment, PythonMetadata
@@ -154,6 +154,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
         open_files.raise_limit()  # thousands of sessions: a socket each, kernels a few fds
+        allocator.cap_arenas(settings.malloc_arenas)  # before the sessions' threads
         await asyncio.to_thread(get_runtime)
         try:
             async with serve(app_):

@@ -37,6 +37,7 @@ class Settings:
     sandbox_fault: str = ""  # test-only fault injection (see Sandbox)
     runtime_python: str = ""  # the interpreter agent code runs under; "" = see sandbox_runtime
     kernel_park_s: float = 2.0  # an idle kernel lets go of its spare fds after this (0: never)
+    malloc_arenas: int = 2  # glibc malloc arenas at most (server/allocator.py); 0: its default
     # the task bank
     procedural: bool = False
     variants: str = "mixed"  # none | mixed | all: sources served as themselves or variants
@@ -82,6 +83,7 @@ class Settings:
             sandbox_fault=get("PYTHON_ENV_SANDBOX_FAULT") or "",
             runtime_python=get("PYTHON_ENV_RUNTIME_PYTHON") or "",
             kernel_park_s=float(get("PYTHON_ENV_KERNEL_PARK_S") or base.kernel_park_s),
+            malloc_arenas=int(get("PYTHON_ENV_MALLOC_ARENAS") or base.malloc_arenas),
             procedural=procedural,
             variants=(
                 get("PYTHON_ENV_VARIANTS") or ("all" if procedural else base.variants)
