@@ -665,8 +665,3 @@ def derived_tasks(sources: Iterable[Task]) -> list[Task]:
     nothing); a variant whose recorded code no longer matches is withheld."""
     built = (r.build() for r in derived_recipes(sources))
     return [t for t in built if t is not None]
-
-
-def procedural_tasks(tasks: Sequence[Task]) -> list[Task]:
-    """The variants of the built-in sources among `tasks` (PYTHON_ENV_PROCEDURAL)."""
-    return derived_tasks(t for t in tasks if t.source == "builtin")

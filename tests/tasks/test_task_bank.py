@@ -8,7 +8,7 @@ import pytest
 from python_env.models import TaskInfo
 from python_env.server.tasks import REVIEW_CATEGORIES, TaskBank, TaskError, UnknownTaskError
 from python_env.server.tasks.builtin import builtin_tasks, load_file
-from python_env.server.tasks.mutate import bug_mutants, procedural_tasks, syntax_mutant
+from python_env.server.tasks.mutate import bug_mutants, derived_tasks, syntax_mutant
 from python_env.server.tasks.spec import parses
 
 FAMILIES = ("implement", "fix-bug", "fix-syntax", "optimize", "review")
@@ -105,13 +105,13 @@ def test_program_tasks_render_runnable_visible_tests(bank: TaskBank) -> None:
 
 def test_procedural_variants_are_deterministic_and_named(bank: TaskBank) -> None:
     builtin = builtin_tasks()
-    first = [(t.id, t.starter_code) for t in procedural_tasks(builtin)]
-    second = [(t.id, t.starter_code) for t in procedural_tasks(builtin)]
+    first = [(t.id, t.starter_code) for t in derived_tasks(builtin)]
+    second = [(t.id, t.starter_code) for t in derived_tasks(builtin)]
     assert first == second
     assert any(i.startswith("proc-fix-bug-") for i, _ in first)
     assert any(i.startswith("proc-fix-syntax-") for i, _ in first)
     sources = {t.id: t for t in builtin}
-    for t in procedural_tasks(builtin):
+    for t in derived_tasks(builtin):
         if t.source == "procedural":
             assert t.base_id and t.id.startswith(f"proc-{t.family}-{t.base_id}-")
             base = sources[t.base_id]
