@@ -24,6 +24,12 @@ the reference and one computation of the expected outputs. A task that fails is 
 once more at the end (a loaded machine can make a run time out); the report counts
 those.
 
+`--changed`: every task of every changed source, however many (no sample). `--record`
+with a selection (`--changed`, `--id`, `--family`) folds the run into the record: a group
+all of whose tasks were checked gets its digest when all passed and loses it when one
+failed; the others keep theirs (so re-checking a few tasks, or the sources a refresh
+changed, needs no full run).
+
 `--refresh-derived` re-chooses the derived variants (`choose_variants.py`) and
 rewrites `data/derived-<collection>.json`.
 """
@@ -58,6 +64,7 @@ __all__ = [
     "changed_groups",
     "check_task",
     "ci_selection",
+    "fold_record",
     "full_bank",
     "main",
     "review_findings",
@@ -331,10 +338,65 @@ def write_record(
         "date": datetime.date.today().isoformat(),
         "families": _family_counts(tasks),
     }
+    _write_record(path, result, digests)
+
+
+def fold_record(
+    tasks: Sequence[Task],
+    report: ValidationReport,
+    slots: int,
+    record: dict[str, Any],
+    path: Path = RECORD,
+) -> int:
+    """Fold a partial run into the recorded one; returns how many groups it settled.
+
+    A group all of whose tasks were checked gets its digest (all passed) or loses it
+    (one failed); a group checked in part, or not at all (or not loaded by this
+    checkout), keeps what it had. The result's `tasks` / `passed` / `failed` then
+    describe the record as it stands (the tasks whose group digest is current), and
+    `folded` this run."""
+    checked = {c.task_id for c in report.checks}
+    failed_now = {c.task_id for c in report.failures}
+    members: dict[str, set[str]] = {}
+    for t in tasks:
+        members.setdefault(group_of(t), set()).add(t.id)
+    digests = group_digests(tasks)
+    groups = dict(record.get("groups", {}))
+    settled = [g for g, ids in members.items() if ids <= checked]
+    for g in settled:
+        if members[g] & failed_now:
+            groups.pop(g, None)
+        else:
+            groups[g] = digests[g]
+    vouched = [t for t in tasks if groups.get(group_of(t)) == digests[group_of(t)]]
+    earlier = set(record.get("result", {}).get("failed", []))
+    failed = sorted((earlier - checked) | failed_now)
+    result = dict(record.get("result", {}))
+    result.update(
+        tasks=len(vouched) + len(failed),
+        passed=len(vouched),
+        failed=failed,
+        families=_family_counts(vouched),
+        folded={
+            "date": datetime.date.today().isoformat(),
+            "tasks": len(checked),
+            "passed": len(checked) - len(failed_now),
+            "groups": len(settled),
+            "seconds": round(report.seconds, 1),
+            "slots": slots,
+            "checked_twice": sorted(c.task_id for c in report.checks if c.retried),
+        },
+    )
+    _write_record(path, result, dict(sorted(groups.items())))
+    return len(settled)
+
+
+def _write_record(path: Path, result: dict[str, Any], digests: dict[str, str]) -> None:
     rows = ",\n".join(f"  {json.dumps(g)}: {json.dumps(d)}" for g, d in digests.items())
     about = (
-        "the last full validation (`python -m python_env.server.validate --full --record`): "
-        "its result and, per source group that passed, the digest of its tasks"
+        "the last full validation (`python -m python_env.server.validate --full --record`, "
+        "with later partial runs folded in by `--record` on a selection): its result and, "
+        "per source group that passed, the digest of its tasks"
     )
     path.write_text(
         f'{{"about": {json.dumps(about)},\n "result": {json.dumps(result, sort_keys=True)},\n'
@@ -367,7 +429,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--id", action="append", default=[], help="only these task ids")
     parser.add_argument("--jobs", type=int, default=None, help="checking threads")
     parser.add_argument("--full", action="store_true", help="every task of every collection")
-    parser.add_argument("--record", action="store_true", help="with --full: write the result")
+    parser.add_argument(
+        "--changed", action="store_true", help="every task of every source changed since the record"
+    )
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="write the result (--full), or fold it into the record (a selection)",
+    )
     parser.add_argument("--refresh-derived", action="store_true")
     parser.add_argument(
         "--collection", action="append", default=None, help="only these source collections"
@@ -404,7 +473,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         bank.extend(t for t in served if t.id not in bank)
         tasks = list(bank)
         record = load_record()
-        if args.full or args.family or args.id:
+        if args.changed:
+            changed = changed_groups(tasks, record)
+            chosen = [t for t in tasks if group_of(t) in changed]
+            what = f"every task of the {len(changed)} changed sources"
+        elif args.full or args.family or args.id:
             chosen = [
                 t
                 for t in tasks
@@ -423,9 +496,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{what}: {len(chosen)}"
         )
         report = validate_bank(chosen, sandbox, jobs=args.jobs, progress=_progress())
-        if args.full and args.record:
+        if args.record and args.full:
             write_record(tasks, report, sandbox.slots)
             print(f"recorded in {RECORD}")
+        elif args.record and (args.changed or args.family or args.id):
+            settled = fold_record(tasks, report, sandbox.slots, record)
+            print(f"{settled} source groups folded into {RECORD}")
     print(report.summary())
     return 0 if report.ok else 1
 

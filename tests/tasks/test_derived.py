@@ -25,9 +25,13 @@ from python_env.server.tasks.mutate import (
 )
 from python_env.server.tasks.source import parses
 from python_env.server.validate import (
+    TaskCheck,
+    ValidationReport,
     changed_groups,
     ci_selection,
+    fold_record,
     group_digests,
+    load_record,
     sample,
     stale_record,
     validate_bank,
@@ -125,6 +129,38 @@ def test_ci_selection_is_a_seeded_sample_plus_changed_sources() -> None:
     # a record that misses most groups (a new collection): CI says to record again
     assert stale_record(tasks, record) is None
     assert "--full --record" in (stale_record(tasks, {}) or "")
+
+
+def test_a_partial_run_folds_into_the_record(sandbox: Sandbox, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`--record` on a selection: a group checked whole gets its digest back (passed) or
+    loses it (failed); the groups it did not check keep theirs."""
+    tasks = builtin_tasks()
+    tasks += derived_tasks(tasks)
+    digests = group_digests(tasks)
+    stale, failing = sorted({t.base_id for t in tasks if t.base_id})[:2]
+    record = {"result": {"failed": []}, "groups": dict(digests, **{stale: "x", failing: "y"})}
+    assert changed_groups(tasks, record) == {stale, failing}
+    group = [t for t in tasks if (t.base_id or t.id) == stale]
+    part = [t for t in tasks if (t.base_id or t.id) == failing][:1]  # checked in part
+    report = validate_bank(group + part, sandbox)
+    assert report.ok, report.summary()
+    path = tmp_path / "validation.json"
+    assert fold_record(tasks, report, sandbox.slots, record, path) == 1
+    folded = load_record(path)
+    assert folded["groups"] == dict(digests, **{failing: "y"})
+    assert folded["result"]["folded"]["tasks"] == len(group) + 1
+    assert folded["result"]["passed"] == len(tasks) - sum(
+        (t.base_id or t.id) == failing for t in tasks
+    )
+    # the same group with one task failed: its digest is removed, the task listed
+    victim = group[-1].id
+    bad = [
+        c if c.task_id != victim else TaskCheck(victim, ["starter passes"]) for c in report.checks
+    ]
+    fold_record(tasks, ValidationReport(bad, 1.0), sandbox.slots, load_record(path), path)
+    again = load_record(path)
+    assert stale not in again["groups"] and failing in again["groups"]
+    assert again["result"]["failed"] == [victim]
 
 
 def test_a_sample_of_each_kind_validates(sandbox: Sandbox) -> None:
