@@ -9,7 +9,11 @@ A review snippet combines two rejected single-line mutants A and B; defect A is
 demonstrated by a check that fails on the snippet and passes with only A fixed (with B
 alone), likewise B; the built task must then pass the review family's own self-check
 (each test fails on the snippet, passes with only its fix and on the reference). When no
-pair works, a one-defect snippet is used. Syntax mutants need no run.
+pair works, a one-defect snippet is used. Syntax mutants need no run (their starter does
+not parse, so every check rejects it); `mutate.syntax_wanted` says how many a source gets.
+
+Before any of this, the reference is run again on its own hidden checks
+(`REFERENCE_RERUNS` times): a source whose reference fails one is given no variants.
 
 The result is one manifest per source collection (`mutate.write_manifest`); the
 counts of dropped candidates are its reasons. `python -m python_env.server.validate
@@ -33,7 +37,6 @@ from .tasks.mutate import (
     IN_PLACE,
     MANIFEST,
     REVIEWS_PER_TASK,
-    SYNTAX_PER_TASK,
     bases,
     bug_mutants,
     build_review,
@@ -45,10 +48,15 @@ from .tasks.mutate import (
     review_snippet,
     source_hash,
     syntax_mutants,
+    syntax_wanted,
     write_manifest,
 )
 
 MAX_TRIES = 12
+REFERENCE_RERUNS = 2
+"""Runs of the reference on its own hidden checks before any variant is chosen: one
+whose output depends on the run (a set of objects iterated in address order) fails some
+of them, and would fail its variants' graders (and their validation) as well."""
 MAX_PAIRS = 6
 QUICK_CPU_S = 1.0
 DATA = Path(__file__).parent / "tasks" / "data"
@@ -127,6 +135,10 @@ def choose(grader: Grader, base: Task) -> dict[str, Any]:
         grader.expected(base)
     except ReferenceFailure as exc:
         return {**record, "why": f"reference failed ({type(exc).__name__})"}
+    for _ in range(REFERENCE_RERUNS):  # the oracle every variant is graded against
+        again = verdicts(grader, base, base.reference_solution)
+        if again is not None and not all(again.values()):
+            return {**record, "why": "reference fails its own hidden checks when run again"}
     tries = 0
     pairs = 0
     want_reviews = 0 if generated_cases(base) else REVIEWS_PER_TASK
@@ -167,7 +179,7 @@ def choose(grader: Grader, base: Task) -> dict[str, Any]:
             if made is not None:
                 reviews.append(made)
                 break
-    syntax = [[k, code_hash(code)] for k, code in syntax_mutants(base)][:SYNTAX_PER_TASK]
+    syntax = [[k, code_hash(code)] for k, code in syntax_mutants(base)][: syntax_wanted(base)]
     record.update({"fix-bug": bugs, "fix-syntax": syntax, "review": reviews})
     if dropped:
         record["dropped"] = dict(sorted(dropped.items()))

@@ -12,7 +12,8 @@ hidden test code) is a *source*: the built-in tasks, HumanEval's problems, CodeI
   whose test (one hidden case compared with the reference, or one hidden test
   function) fails on the snippet and passes with only that defect fixed. Not made from
   sources whose cases are generated on first use (CodeI/O): the test shows its input,
-  so building the bank would have to run every generator.
+  so building the bank would have to run every generator. Those sources get a third
+  fix-syntax variant in its place (`syntax_wanted`).
 
 Whether the hidden checks reject a mutant, and which check demonstrates a defect, is
 found by running code, which the bank must never do in the server process. So the
@@ -302,6 +303,13 @@ def syntax_mutant(task: Task, n: int, breaks: int) -> str | None:
 
 
 SYNTAX_BREAKS = {"easy": 1, "medium": 2, "hard": 3}
+
+
+def syntax_wanted(task: Task) -> int:
+    """How many fix-syntax variants a source gets: `SYNTAX_PER_TASK`, plus one in the
+    review's place for a source no review is made from (generated cases: CodeI/O), so
+    every source yields the same number of variants."""
+    return SYNTAX_PER_TASK + (REVIEWS_PER_TASK if generated_cases(task) else 0)
 
 
 def syntax_mutants(task: Task, limit: int = 20) -> Iterator[tuple[int, str]]:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from python_env.server.sandbox import Sandbox
 from python_env.server.tasks.builtin import builtin_tasks
+from python_env.server.tasks.model import GeneratedCases
 from python_env.server.tasks.mutate import (
     MANIFEST,
     bases,
@@ -21,6 +22,8 @@ from python_env.server.tasks.mutate import (
     derived_tasks,
     load_manifest,
     source_hash,
+    syntax_mutants,
+    syntax_wanted,
     variants_of,
 )
 from python_env.server.tasks.source import parses
@@ -163,6 +166,28 @@ def test_a_partial_run_folds_into_the_record(sandbox: Sandbox, tmp_path) -> None
     assert again["result"]["failed"] == [victim]
 
 
+def test_every_source_yields_five_variant_slots() -> None:
+    """Two fix-bug, two fix-syntax and a review per source; a source with generated
+    cases (CodeI/O: no review) gets a third fix-syntax variant in the review's place."""
+    base = next(t for t in builtin_tasks() if t.id == "implement-digital-root")
+    assert syntax_wanted(base) == 2
+    cases = GeneratedCases(len(base.hidden_cases), "k", lambda: base.hidden_cases)
+    generated = dataclasses.replace(base, hidden_cases=cases)
+    assert syntax_wanted(generated) == 3
+    assert len(list(syntax_mutants(generated))) >= 3
+
+
+def test_the_codeio_manifest_has_a_third_syntax_variant_and_no_review() -> None:
+    manifest = load_manifest("codeio")
+    if not manifest:
+        pytest.skip("no CodeI/O manifest on this checkout")
+    kept = [r for r in manifest.values() if "why" not in r]
+    assert len(kept) > 2000
+    assert not any(r.get("review") for r in manifest.values())
+    three = sum(len(r["fix-syntax"]) == 3 for r in kept)
+    assert three > 0.95 * len(kept) and all(len(r["fix-syntax"]) <= 3 for r in kept)
+
+
 def test_a_sample_of_each_kind_validates(sandbox: Sandbox) -> None:
     """Two variants of each kind per collection, drawn with a fixed seed."""
     rng = random.Random(15)
@@ -221,3 +246,15 @@ def test_the_offline_choice_keeps_only_rejected_mutants(grader) -> None:  # type
         if t.family == "fix-bug":
             v = verdicts(grader, base, t.starter_code)
             assert v is not None and not all(v.values())
+
+
+def test_a_source_whose_reference_changes_between_runs_gets_no_variants(grader) -> None:  # type: ignore[no-untyped-def]
+    """The oracle is checked first: a reference that fails its own hidden checks when
+    run again (its output depends on the run) yields no variant of any kind."""
+    from python_env.server.choose_variants import choose
+
+    base = next(t for t in builtin_tasks() if t.id == "implement-digital-root")
+    clock = "import time\n\n\ndef digital_root(n: int) -> int:\n    return time.perf_counter_ns()\n"
+    record = choose(grader, dataclasses.replace(base, reference_solution=clock))
+    assert record["why"] == "reference fails its own hidden checks when run again"
+    assert not any(record.get(k) for k in KINDS)
