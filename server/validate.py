@@ -2,6 +2,7 @@
 
     python -m python_env.server.validate [--family F] [--id ID ...] [--jobs N]
     python -m python_env.server.validate --full [--record]
+    python -m python_env.server.validate --changed [--record]
     python -m python_env.server.validate --refresh-derived [--collection NAME ...]
 
 For every task: the reference scores 1.0 and passes its visible tests; the starter
