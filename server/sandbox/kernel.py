@@ -12,7 +12,8 @@ general way exists to save and restore a live interpreter (open files, threads,
 generators, C objects), so a kernel's process lives as long as its session. What an idle
 kernel does not need is let go: after `PARKER.after_s` without a cell, the server closes
 its budget's counter and OOM fds (nothing runs between cells: a tree that left work
-behind is frozen), keeping only the control and exit sockets and the pidfd. The next cell takes them back first (~0.1 ms). This is what lets thousands of
+behind is frozen), keeping only the control and exit sockets and the pidfd. The next
+cell takes them back first (~0.1 ms). This is what lets thousands of
 sessions fit in the open-file limit (see benchmarks/README.md, bench_sessions): at most
 `PARKER.capacity` kernels are awake at once (sized from that limit and the number of
 sessions); a cell that finds none free parks the longest-idle awake kernels, or waits
