@@ -56,17 +56,21 @@ def load_baseline(ref: str, into: str) -> ModuleType:
     ).stdout
     with tarfile.open(fileobj=io.BytesIO(tar)) as t:
         t.extractall(into, filter="data")
-    path = os.path.join(into, "server", "sandbox")
+    return import_copy(os.path.join(into, "server", "sandbox"), "sandbox_baseline")
+
+
+def import_copy(path: str, name: str) -> ModuleType:
+    """The sandbox package copied at `path`, imported as `name` beside this checkout's."""
     spec = importlib.util.spec_from_file_location(
-        "sandbox_baseline", os.path.join(path, "__init__.py"), submodule_search_locations=[path]
+        name, os.path.join(path, "__init__.py"), submodule_search_locations=[path]
     )
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
-    sys.modules["sandbox_baseline"] = mod
+    sys.modules[name] = mod
     spec.loader.exec_module(mod)
     # one owner tag for both copies: each Sandbox sweeps the cgroups of "dead" owners,
     # and a second copy's tag under the same pid would look like a dead one's
-    sys.modules["sandbox_baseline.budget"]._TAG = candidate_budget._TAG  # type: ignore[attr-defined]
+    sys.modules[f"{name}.budget"]._TAG = candidate_budget._TAG  # type: ignore[attr-defined]
     return mod
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import importlib.util
 import os
 import shutil
 import statistics
@@ -25,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from python_env.server.sandbox import budget as candidate_budget
+from bench_sandbox import import_copy  # this directory: run as a script
 from python_env.server.sandbox.syscalls import process_cpu_s
 
 SRC = Path(__file__).resolve().parents[1] / "server" / "sandbox"
@@ -118,15 +117,7 @@ def instrumented(into: str) -> object:
         if old not in text:
             raise SystemExit(f"profile_oneshot: {name} changed, update EDITS ({old[:40]!r})")
         Path(path).write_text(text.replace(old, new, 1))
-    spec = importlib.util.spec_from_file_location(
-        "sandbox_profiled", os.path.join(dst, "__init__.py"), submodule_search_locations=[dst]
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["sandbox_profiled"] = mod
-    spec.loader.exec_module(mod)
-    sys.modules["sandbox_profiled.budget"]._TAG = candidate_budget._TAG  # type: ignore[attr-defined]
-    return mod
+    return import_copy(dst, "sandbox_profiled")
 
 
 def _faults(pid: int) -> int:
